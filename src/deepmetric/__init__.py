@@ -1,0 +1,2 @@
+"""deepmetric."""
+__version__ = "0.1.0"

@@ -1,0 +1,95 @@
+"""Pairwise distances and similarities between two sets of embeddings.
+
+Every function maps ``x: (n, d)`` and ``y: (m, d)`` to an ``(n, m)`` matrix. Nothing is normalised
+behind the caller's back: ``cosine_similarity`` is the cosine of the angle (so it is scale-free by
+definition), while ``dot_product`` and the euclidean distances use the vectors as given.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+Metric = Literal["cosine", "euclidean", "squared_euclidean", "dot"]
+METRICS: tuple[str, ...] = ("cosine", "euclidean", "squared_euclidean", "dot")
+
+_EPS = 1e-12
+
+
+def _check(x: Tensor, y: Tensor) -> None:
+    if x.dim() != 2 or y.dim() != 2:
+        raise ValueError(f"x and y must be 2-D (n, d) and (m, d); got shapes {tuple(x.shape)} "
+                         f"and {tuple(y.shape)}")
+    if x.shape[1] != y.shape[1]:
+        raise ValueError(f"x and y must have the same dim; got {x.shape[1]} and {y.shape[1]}")
+
+
+def dot_product(x: Tensor, y: Tensor) -> Tensor:
+    """Inner products ``x @ y.T``: ``(n, d), (m, d) -> (n, m)``."""
+    _check(x, y)
+    return x @ y.T
+
+
+def cosine_similarity(x: Tensor, y: Tensor) -> Tensor:
+    """Cosine of the angle between every row of ``x`` and of ``y``: ``(n, m)`` in [-1, 1].
+
+    A zero vector has cosine 0 with everything (its norm is clamped to 1e-12).
+
+    Example:
+        >>> cosine_similarity(torch.tensor([[2.0, 0.0]]), torch.tensor([[1.0, 1.0]])).round(decimals=4)
+        tensor([[0.7071]])
+    """
+    _check(x, y)
+    xn = x / x.norm(dim=1, keepdim=True).clamp_min(_EPS)
+    yn = y / y.norm(dim=1, keepdim=True).clamp_min(_EPS)
+    return xn @ yn.T
+
+
+def squared_euclidean_distance(x: Tensor, y: Tensor) -> Tensor:
+    """``|x_i - y_j|^2`` via one matrix product, clamped at 0 against round-off: ``(n, m)``."""
+    _check(x, y)
+    sq = (x * x).sum(1, keepdim=True) + (y * y).sum(1) - 2.0 * (x @ y.T)
+    return sq.clamp_min(0.0)
+
+
+def euclidean_distance(x: Tensor, y: Tensor) -> Tensor:
+    """``|x_i - y_j|``: ``(n, m)``.
+
+    The gradient at a zero distance (an item with itself) is defined as 0 instead of the
+    ``inf * 0 = NaN`` that a plain ``sqrt`` gives.
+
+    Example:
+        >>> euclidean_distance(torch.tensor([[0.0, 0.0]]), torch.tensor([[3.0, 4.0]]))
+        tensor([[5.]])
+    """
+    sq = squared_euclidean_distance(x, y)
+    zero = sq == 0
+    return torch.sqrt(sq + zero * _EPS) * ~zero
+
+
+def pairwise(x: Tensor, y: Tensor, metric: Metric) -> Tensor:
+    """The ``(n, m)`` matrix of ``metric`` between the rows of ``x`` and ``y``."""
+    if metric == "cosine":
+        return cosine_similarity(x, y)
+    if metric == "dot":
+        return dot_product(x, y)
+    if metric == "euclidean":
+        return euclidean_distance(x, y)
+    if metric == "squared_euclidean":
+        return squared_euclidean_distance(x, y)
+    raise ValueError(f"metric must be one of {METRICS}; got {metric!r}")
+
+
+def is_similarity(metric: Metric) -> bool:
+    """True when larger values mean closer (cosine, dot), False for distances."""
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {METRICS}; got {metric!r}")
+    return metric in ("cosine", "dot")
+
+
+def check_metric(metric: str) -> None:
+    """Raise ``ValueError`` unless ``metric`` is a known metric name."""
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {METRICS}; got {metric!r}")

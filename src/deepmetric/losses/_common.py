@@ -1,0 +1,100 @@
+"""What every loss shares: input checks, label masks, the distance convention and reductions."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from ..distances import Metric, check_metric, is_similarity, pairwise
+from ..registry import Registry
+
+Reduction = Literal["mean", "sum", "none"]
+REDUCTIONS = ("mean", "sum", "none")
+
+LOSSES: Registry[torch.nn.Module] = Registry("loss")
+
+
+def check_reduction(reduction: str) -> None:
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}; got {reduction!r}")
+
+
+def check_positive(name: str, value: float, *, allow_zero: bool = False) -> None:
+    """Raise ``ValueError`` unless ``value > 0`` (or ``>= 0`` with ``allow_zero``)."""
+    if not (value >= 0 if allow_zero else value > 0):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be {bound}; got {value!r}")
+
+
+def _check_pair(emb: Tensor, labels: Tensor, emb_name: str, labels_name: str) -> None:
+    if not isinstance(emb, Tensor) or not emb.is_floating_point():
+        raise TypeError(f"{emb_name} must be a floating-point tensor; got "
+                        f"{getattr(emb, 'dtype', type(emb).__name__)}")
+    if emb.dim() != 2:
+        raise ValueError(f"{emb_name} must be 2-D (batch, dim); got shape {tuple(emb.shape)}")
+    if not isinstance(labels, Tensor) or labels.is_floating_point() or labels.is_complex() \
+            or labels.dtype == torch.bool:
+        raise TypeError(f"{labels_name} must be an integer tensor (e.g. int64); got "
+                        f"{getattr(labels, 'dtype', type(labels).__name__)}")
+    if labels.dim() != 1 or labels.shape[0] != emb.shape[0]:
+        raise ValueError(f"{labels_name} must be 1-D with one label per row of {emb_name} "
+                         f"({emb.shape[0]}); got shape {tuple(labels.shape)}")
+    if not bool(torch.isfinite(emb).all()):
+        raise ValueError(f"{emb_name} contains NaN or Inf; check the model output "
+                         "(learning rate, mixed precision) before the loss")
+
+
+def check_inputs(
+    embeddings: Tensor,
+    labels: Tensor,
+    ref_embeddings: Tensor | None = None,
+    ref_labels: Tensor | None = None,
+) -> tuple[Tensor, Tensor, bool]:
+    """Validate a loss call; return ``(ref_embeddings, ref_labels, is_self)``.
+
+    Without a reference set the batch is its own reference (``is_self=True``) and an item is
+    never paired with itself.
+    """
+    _check_pair(embeddings, labels, "embeddings", "labels")
+    if (ref_embeddings is None) != (ref_labels is None):
+        raise ValueError("ref_embeddings and ref_labels must be given together")
+    if ref_embeddings is None or ref_labels is None:
+        return embeddings, labels, True
+    _check_pair(ref_embeddings, ref_labels, "ref_embeddings", "ref_labels")
+    if ref_embeddings.shape[1] != embeddings.shape[1]:
+        raise ValueError(f"ref_embeddings must have dim {embeddings.shape[1]} like embeddings; "
+                         f"got {ref_embeddings.shape[1]}")
+    return ref_embeddings, ref_labels, False
+
+
+def label_masks(labels: Tensor, ref_labels: Tensor, is_self: bool) -> tuple[Tensor, Tensor]:
+    """Boolean ``(n, m)`` masks of positive and negative pairs (the diagonal is no pair if is_self)."""
+    same = labels[:, None] == ref_labels[None, :]
+    neg = ~same
+    if is_self:
+        same.fill_diagonal_(False)
+    return same, neg
+
+
+def distance_like(embeddings: Tensor, ref: Tensor, metric: Metric) -> Tensor:
+    """``(n, m)`` matrix where smaller means closer: the distance, or minus the similarity."""
+    check_metric(metric)
+    mat = pairwise(embeddings, ref, metric)
+    return -mat if is_similarity(metric) else mat
+
+
+def reduce(values: Tensor, reduction: Reduction) -> Tensor:
+    """Apply ``reduction``; the mean of nothing is a 0 that stays in the graph (zero gradient)."""
+    if reduction == "none":
+        return values
+    total = values.sum()
+    if reduction == "sum":
+        return total
+    return total / max(values.numel(), 1)
+
+
+def zero_loss(embeddings: Tensor) -> Tensor:
+    """A scalar 0 connected to ``embeddings``, so ``backward()`` works and gives zero gradient."""
+    return (embeddings * 0.0).sum()
