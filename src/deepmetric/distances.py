@@ -50,23 +50,22 @@ def cosine_similarity(x: Tensor, y: Tensor) -> Tensor:
 def squared_euclidean_distance(x: Tensor, y: Tensor) -> Tensor:
     """``|x_i - y_j|^2`` via one matrix product, clamped at 0 against round-off: ``(n, m)``."""
     _check(x, y)
-    sq = (x * x).sum(1, keepdim=True) + (y * y).sum(1) - 2.0 * (x @ y.T)
-    return sq.clamp_min(0.0)
+    norms = (x * x).sum(1, keepdim=True) + (y * y).sum(1)
+    return torch.addmm(norms, x, y.T, alpha=-2.0).clamp_min(0.0)
 
 
 def euclidean_distance(x: Tensor, y: Tensor) -> Tensor:
     """``|x_i - y_j|``: ``(n, m)``.
 
-    The gradient at a zero distance (an item with itself) is defined as 0 instead of the
-    ``inf * 0 = NaN`` that a plain ``sqrt`` gives.
+    Computed by ``torch.cdist`` through one matrix product; the gradient at a zero distance (an
+    item with itself) is 0 instead of the ``NaN`` that a plain ``sqrt`` gives.
 
     Example:
         >>> euclidean_distance(torch.tensor([[0.0, 0.0]]), torch.tensor([[3.0, 4.0]]))
         tensor([[5.]])
     """
-    sq = squared_euclidean_distance(x, y)
-    zero = sq == 0
-    return torch.sqrt(sq + zero * _EPS) * ~zero
+    _check(x, y)
+    return torch.cdist(x, y, compute_mode="use_mm_for_euclid_dist")
 
 
 def pairwise(x: Tensor, y: Tensor, metric: Metric) -> Tensor:

@@ -97,3 +97,14 @@ def test_reference_set_pairs_every_anchor_with_every_reference_item() -> None:
                 if y[a] == ry[p] and y[a] != ry[q]:
                     total += torch.relu((x[a] - r[p]).norm() - (x[a] - r[q]).norm() + 0.4)
     torch.testing.assert_close(ours(x, y, ref_embeddings=r, ref_labels=ry), total)
+
+
+def test_contrastive_reductions_agree() -> None:
+    x, y = batch(n=16, classes=4, seed=9)
+    per = losses.ContrastiveLoss(neg_margin=2.0, reduction="none")(x, y)
+    assert per.shape == (16 * 15,)
+    total = losses.ContrastiveLoss(neg_margin=2.0, reduction="sum")(x, y)
+    torch.testing.assert_close(per.sum(), total)
+    n_pos = int(((y[:, None] == y[None, :]).sum() - 16))
+    mean = losses.ContrastiveLoss(neg_margin=2.0)(x, y)
+    torch.testing.assert_close(mean, per[:n_pos].mean() + per[n_pos:].mean())

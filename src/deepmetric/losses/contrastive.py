@@ -75,15 +75,21 @@ class ContrastiveLoss(nn.Module):
         ref, ref_lab, is_self = check_inputs(embeddings, labels, ref_embeddings, ref_labels)
         dist = distance_like(embeddings, ref, self.metric)
         sign = -1.0 if is_similarity(self.metric) else 1.0
+        pm, nm = sign * self.pos_margin, sign * self.neg_margin
         if indices is None:
             pos, neg = label_masks(labels, ref_lab, is_self)
+            if self.reduction != "none":  # masked sums over (n, m): no gather/scatter of pairs
+                pos_loss, neg_loss = contrastive_loss(dist, dist, pm, nm)
+                pos_sum = torch.where(pos, pos_loss, 0.0).sum()
+                neg_sum = torch.where(neg, neg_loss, 0.0).sum()
+                if self.reduction == "sum":
+                    return pos_sum + neg_sum
+                return pos_sum / pos.sum().clamp_min(1) + neg_sum / neg.sum().clamp_min(1)
             dist_pos, dist_neg = dist[pos], dist[neg]
         else:
             pairs = as_pairs(indices)
             dist_pos, dist_neg = dist[pairs.a1, pairs.p], dist[pairs.a2, pairs.n]
-        pos_loss, neg_loss = contrastive_loss(
-            dist_pos, dist_neg, sign * self.pos_margin, sign * self.neg_margin
-        )
+        pos_loss, neg_loss = contrastive_loss(dist_pos, dist_neg, pm, nm)
         if self.reduction == "none":
             return torch.cat([pos_loss, neg_loss])
         return _reduce(pos_loss, self.reduction) + _reduce(neg_loss, self.reduction)

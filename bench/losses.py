@@ -1,0 +1,128 @@
+"""Forward+backward time and peak memory of every loss (and loss+miner pairing) against
+pytorch-metric-learning (PML) on the same tensors, in one run.
+
+    python bench/losses.py [--batch-sizes 256 1024 4096] [--dim 512] [--only NAME ...]
+
+Each measurement runs in its own process, so that peak memory (peak RSS above the RSS after the
+inputs exist) is that case's alone, and so that a case that runs out of memory (the process has a
+16 GiB address-space limit) or past the time limit is reported as such instead of ending the run.
+Embeddings are unit-norm float32 rows, 8 samples per class, 2 CPU threads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from loss_cases import CASES  # noqa: E402
+
+PER_CLASS = 8
+LIMIT_BYTES = 16 << 30
+CASE_TIMEOUT_S = 300
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def measure(case: str, impl: str, batch: int, dim: int, budget_s: float) -> dict[str, float]:
+    """Run one case in this process: peak memory of the first call, then the median time."""
+    torch.set_num_threads(2)
+    torch.manual_seed(0)
+    labels = torch.arange(batch) // PER_CLASS
+    x = torch.nn.functional.normalize(torch.randn(batch, dim), dim=1).requires_grad_(True)
+    make = CASES[case][0 if impl == "ours" else 1]
+    assert make is not None
+    step: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = make(batch // PER_CLASS, dim)
+    base = _rss_bytes()
+    step(x, labels).backward()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
+    times: list[float] = []
+    deadline = time.perf_counter() + budget_s
+    while len(times) < 7 and (len(times) < 2 or time.perf_counter() < deadline):
+        x.grad = None
+        start = time.perf_counter()
+        step(x, labels).backward()
+        times.append(time.perf_counter() - start)
+    return {"ms": 1000 * statistics.median(times), "peak_mib": max(peak, 0) / 2**20}
+
+
+def run_case(case: str, impl: str, batch: int, dim: int) -> dict[str, float] | str:
+    """One measurement in a fresh process; a string says why there is no number."""
+    cmd = [sys.executable, __file__, "--child", case, impl, str(batch), str(dim)]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=CASE_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return f">{CASE_TIMEOUT_S}s"
+    if out.returncode != 0:
+        err = out.stderr.strip().splitlines()[-1:] or ["?"]
+        oom = "memory" in out.stderr.lower() or out.returncode in (-9, 137)
+        return "OOM" if oom else f"error: {err[0][:60]}"
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _fmt(result: dict[str, float] | str | None, key: str) -> str:
+    if result is None:
+        return "—"
+    if isinstance(result, str):
+        return result
+    return f"{result[key]:.1f}" if key == "ms" else f"{result[key]:.0f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[256, 1024, 4096])
+    parser.add_argument("--dim", type=int, default=512)
+    parser.add_argument("--only", nargs="+", default=list(CASES))
+    parser.add_argument("--json", type=Path, help="also write all results here")
+    args = parser.parse_args()
+    unknown = sorted(set(args.only) - set(CASES))
+    if unknown:
+        parser.error(f"unknown case(s) {unknown}; known: {', '.join(CASES)}")
+    rows, ratios = [], {b: [] for b in args.batch_sizes}
+    print("| case | batch | ours ms | PML ms | ratio | ours peak MiB | PML peak MiB |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for case in args.only:
+        for batch in args.batch_sizes:
+            ours = run_case(case, "ours", batch, args.dim)
+            theirs = run_case(case, "pml", batch, args.dim) if CASES[case][1] else None
+            ratio = "—"
+            if isinstance(ours, dict) and isinstance(theirs, dict):
+                ratios[batch].append(ours["ms"] / theirs["ms"])
+                ratio = f"{ours['ms'] / theirs['ms']:.3f}"
+            elif isinstance(ours, dict) and isinstance(theirs, str):
+                ratio = f"PML {theirs}"
+            line = (f"| {case} | {batch} | {_fmt(ours, 'ms')} | {_fmt(theirs, 'ms')} | {ratio} "
+                    f"| {_fmt(ours, 'peak_mib')} | {_fmt(theirs, 'peak_mib')} |")
+            print(line, flush=True)
+            rows.append({"case": case, "batch": batch, "ours": ours, "pml": theirs})
+    print()
+    for batch, values in ratios.items():
+        if values:
+            gmean = math.exp(sum(math.log(v) for v in values) / len(values))
+            print(f"batch {batch}: geometric-mean time ratio (ours/PML) {gmean:.3f} over "
+                  f"{len(values)} cases, worst {max(values):.3f}")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        case, impl, batch, dim = sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+        resource.setrlimit(resource.RLIMIT_AS, (LIMIT_BYTES, LIMIT_BYTES))
+        print(json.dumps(measure(case, impl, batch, dim, budget_s=10.0)))
+    else:
+        main()

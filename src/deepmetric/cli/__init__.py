@@ -1,0 +1,20 @@
+"""The ``deepmetric`` command: one module per subcommand, each a thin client of the library."""
+
+from __future__ import annotations
+
+import typer
+
+from . import demo
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Deep metric learning toolkit.")
+app.command("demo")(demo.demo)
+
+
+@app.callback()
+def _root() -> None:
+    """Deep metric learning: train, evaluate and search embeddings."""
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
