@@ -30,13 +30,13 @@ def check_positive(name: str, value: float, *, allow_zero: bool = False) -> None
 
 def _check_pair(emb: Tensor, labels: Tensor, emb_name: str, labels_name: str) -> None:
     if not isinstance(emb, Tensor) or not emb.is_floating_point():
-        raise TypeError(f"{emb_name} must be a floating-point tensor; got "
+        raise ValueError(f"{emb_name} must be a floating-point tensor; got "
                         f"{getattr(emb, 'dtype', type(emb).__name__)}")
     if emb.dim() != 2:
         raise ValueError(f"{emb_name} must be 2-D (batch, dim); got shape {tuple(emb.shape)}")
     if not isinstance(labels, Tensor) or labels.is_floating_point() or labels.is_complex() \
             or labels.dtype == torch.bool:
-        raise TypeError(f"{labels_name} must be an integer tensor (e.g. int64); got "
+        raise ValueError(f"{labels_name} must be an integer tensor (e.g. int64); got "
                         f"{getattr(labels, 'dtype', type(labels).__name__)}")
     if labels.dim() != 1 or labels.shape[0] != emb.shape[0]:
         raise ValueError(f"{labels_name} must be 1-D with one label per row of {emb_name} "
