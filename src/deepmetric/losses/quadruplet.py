@@ -37,7 +37,7 @@ def _hinge_sums_per_pair(dist: Tensor, neg: Tensor, margin: float) -> Tensor:
     cums = torch.cat([finite.new_zeros(dist.shape[0], 1), finite.cumsum(dim=1)], dim=1)
     x = dist + margin
     k = torch.searchsorted(neg_sorted, x.detach().contiguous())  # violating negatives
-    return k * x - cums.gather(1, k)
+    return (k * x - cums.gather(1, k)).clamp_min(0.0)  # >= 0; the difference may round below
 
 
 def _sums_before(values: Tensor, order: Tensor, n_data: int, start: Tensor | None) -> Tensor:
@@ -98,7 +98,7 @@ def _second_term_sums(
     differ = ref_class[:, None] != ref_class[None, :]
     row_class = ref_class.repeat_interleave(differ.sum(dim=1))  # row-major like ref_dist[differ]
     overall, touching = _hinge_sums(row_class, ref_dist[differ], anchor_class, query)
-    return overall / 2 - touching
+    return (overall / 2 - touching).clamp_min(0.0)  # >= 0; the difference may round below
 
 
 def _second_term_counts(ref_labels: Tensor, anchor_labels: Tensor) -> Tensor:
