@@ -1,0 +1,97 @@
+"""Multi-class N-pair loss (Sohn 2016)."""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..distances import Metric, check_metric
+from ..indices import MinedIndices
+from ._common import (
+    LOSSES,
+    Reduction,
+    check_inputs,
+    check_positive,
+    check_reduction,
+)
+from ._common import reduce as _reduce
+from .lifted import distance_matrix, masked_logsumexp, pair_masks, positive_pairs
+
+
+def npair_loss(sim_pos: Tensor, lse_neg: Tensor) -> Tensor:
+    """Per positive pair ``log(1 + sum_n exp(s_an - s_ap)) = softplus(lse_neg - sim_pos)``.
+
+    ``lse_neg`` is ``log sum_n exp(s_an)`` over the anchor's negatives (about ``finfo.min`` for
+    none, which costs 0); it broadcasts against ``sim_pos``.
+    """
+    return F.softplus(lse_neg - sim_pos)
+
+
+@LOSSES.register("npair")
+class NPairLoss(nn.Module):
+    """Each positive pair ``(a, p)`` as a softmax over ``p`` and every negative of ``a``.
+
+    ``L = mean_{(a,p)} log(1 + sum_{n in N(a)} exp(s_an - s_ap)) + l2_reg * mean_b |f_b|^2``
+    over every ordered positive pair of the batch, with ``s`` the dot product by default. On the
+    paper's batch of N pairs from N classes, with the mined pairs ``(a_i, p_i)`` and negatives
+    ``(a_i, p_j), j != i``, this is the paper's loss exactly.
+
+    Paper: "Improved Deep Metric Learning with Multi-class N-pair Loss Objective", Sohn,
+    NeurIPS 2016 (in the NeurIPS proceedings; there is no arXiv version).
+
+    Args:
+        l2_reg: weight of the mean squared norm of ``embeddings`` (the paper's regulariser on
+            unnormalised embeddings; TensorFlow's ``npairs_loss(reg_lambda)`` is ``2 * l2_reg``).
+            It applies to every batch, even one without positive pairs.
+        metric: similarity (``s``); for a distance metric ``s = -d``. Used as given.
+        reduction: ``"none"`` gives ``(n_pos,)`` per positive pair (row-major, or in the order
+            of the mined pairs); it needs ``l2_reg=0``, as the penalty belongs to no one pair.
+
+    Shapes: ``embeddings (batch, dim)``, ``labels (batch,)``. ``N(a)``: all label negatives of
+    ``a``, or its mined negative pairs. A batch without positive pairs gives 0 (plus the
+    penalty) with zero gradient from the pair term.
+
+    Differences from pytorch-metric-learning: its ``NPairsLoss`` keeps one positive pair per
+    label and uses the other pairs' positives as negatives; it equals this loss given those
+    pairs as ``indices`` (see above). It has no ``l2_reg`` (use an embedding regulariser).
+
+    Example:
+        >>> import torch
+        >>> loss = NPairLoss()
+        >>> x = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+        >>> round(loss(x, torch.tensor([0, 0, 1, 1])).item(), 4)  # log(1 + 2 e^-1)
+        0.5514
+    """
+
+    def __init__(
+        self, l2_reg: float = 0.0, metric: Metric = "dot", reduction: Reduction = "mean"
+    ) -> None:
+        super().__init__()
+        check_positive("l2_reg", l2_reg, allow_zero=True)
+        check_reduction(reduction)
+        if reduction == "none" and l2_reg != 0:
+            raise ValueError(
+                f"l2_reg must be 0 with reduction='none'; got {l2_reg!r} (add "
+                "l2_reg * embeddings.square().sum(1).mean() yourself)"
+            )
+        check_metric(metric)
+        self.l2_reg, self.metric, self.reduction = l2_reg, metric, reduction
+
+    def forward(
+        self,
+        embeddings: Tensor,
+        labels: Tensor,
+        *,
+        indices: MinedIndices | None = None,
+        ref_embeddings: Tensor | None = None,
+        ref_labels: Tensor | None = None,
+    ) -> Tensor:
+        ref, ref_lab, is_self = check_inputs(embeddings, labels, ref_embeddings, ref_labels)
+        dist = distance_matrix(embeddings, ref, self.metric, is_self)  # minus the similarity
+        pos, neg = pair_masks(labels, ref_lab, is_self, indices)
+        lse_neg = masked_logsumexp(dist, neg, scale=-1.0)  # (n,): log sum_n exp(s_an)
+        a, p = positive_pairs(pos, indices)
+        loss = _reduce(npair_loss(-dist[a, p], lse_neg[a]), self.reduction)
+        if self.l2_reg:
+            loss = loss + self.l2_reg * embeddings.square().sum(1).mean()
+        return loss
