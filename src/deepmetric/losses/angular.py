@@ -8,10 +8,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..distances import cosine_similarity
 from ..indices import MinedIndices
 from ._common import LOSSES, Reduction, check_inputs, check_reduction
 from ._common import reduce as _reduce
-from .lifted import pair_masks, positive_pairs, unit_similarity
+from .lifted import pair_masks, positive_pairs
 
 
 def angular_loss(
@@ -96,8 +97,8 @@ class AngularLoss(nn.Module):
         ref_labels: Tensor | None = None,
     ) -> Tensor:
         ref, ref_lab, is_self = check_inputs(embeddings, labels, ref_embeddings, ref_labels)
-        sim = unit_similarity(embeddings, ref, is_self)
-        ref_sim = sim if is_self else unit_similarity(ref, ref, True)
+        sim = cosine_similarity(embeddings, ref)  # on the unit sphere, as the method is defined
+        ref_sim = sim if is_self else cosine_similarity(ref, ref)
         pos, neg = pair_masks(labels, ref_lab, is_self, indices)
         a, p = positive_pairs(pos, indices)
         return _reduce(angular_loss(sim, ref_sim, neg, a, p, self.alpha), self.reduction)

@@ -6,9 +6,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..distances import cosine_similarity
 from ..indices import MinedIndices
 from ._common import LOSSES, Reduction, check_inputs, check_positive, check_reduction
-from .lifted import masked_logsumexp, pair_masks, unit_similarity
+from .lifted import masked_logsumexp, pair_masks
 
 
 def circle_loss(sim: Tensor, pos: Tensor, neg: Tensor, m: float, gamma: float) -> Tensor:
@@ -81,7 +82,7 @@ class CircleLoss(nn.Module):
         ref_labels: Tensor | None = None,
     ) -> Tensor:
         ref, ref_lab, is_self = check_inputs(embeddings, labels, ref_embeddings, ref_labels)
-        sim = unit_similarity(embeddings, ref, is_self)
+        sim = cosine_similarity(embeddings, ref)
         pos, neg = pair_masks(labels, ref_lab, is_self, indices)
         losses = circle_loss(sim, pos, neg, self.m, self.gamma)
         if self.reduction == "none":

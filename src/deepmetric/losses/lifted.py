@@ -6,7 +6,6 @@ from collections.abc import Callable
 from typing import Any, cast
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
@@ -71,21 +70,6 @@ def masked_logsumexp(values: Tensor, mask: Tensor, scale: float = 1.0) -> Tensor
     """
     apply = cast(Callable[[Tensor, Tensor, float], Tensor], _MaskedLogSumExp.apply)
     return apply(values, mask, scale)
-
-
-def unit_similarity(embeddings: Tensor, ref: Tensor, is_self: bool) -> Tensor:
-    """``(n, m)`` cosine similarities; the batch is normalised once when it is its own reference
-    (``distances.cosine_similarity`` normalises both sides, twice the work)."""
-    unit = F.normalize(embeddings, dim=1)
-    unit_ref = unit if is_self else F.normalize(ref, dim=1)
-    return unit @ unit_ref.T
-
-
-def distance_matrix(embeddings: Tensor, ref: Tensor, metric: Metric, is_self: bool) -> Tensor:
-    """``distance_like(embeddings, ref, metric)``, with ``unit_similarity`` for the cosine."""
-    if metric == "cosine":
-        return -unit_similarity(embeddings, ref, is_self)
-    return distance_like(embeddings, ref, metric)
 
 
 def pair_masks(
@@ -179,7 +163,7 @@ class LiftedStructureLoss(nn.Module):
         ref_labels: Tensor | None = None,
     ) -> Tensor:
         ref, ref_lab, is_self = check_inputs(embeddings, labels, ref_embeddings, ref_labels)
-        dist = distance_matrix(embeddings, ref, self.metric, is_self)
+        dist = distance_like(embeddings, ref, self.metric)
         pos, neg = pair_masks(labels, ref_lab, is_self, indices)
         margin = -self.margin if is_similarity(self.metric) else self.margin
         # log sum exp(margin - d) over the negatives of each row (and of each column)

@@ -13,10 +13,10 @@ from ._common import (
     check_inputs,
     check_positive,
     check_reduction,
+    distance_like,
     label_masks,
 )
 from ._common import reduce as _reduce
-from .lifted import distance_matrix
 
 
 def margin_loss(dist: Tensor, beta: Tensor, same: Tensor, margin: float) -> Tensor:
@@ -117,7 +117,7 @@ class MarginLoss(nn.Module):
         ref_labels: Tensor | None = None,
     ) -> Tensor:
         ref, ref_lab, is_self = check_inputs(embeddings, labels, ref_embeddings, ref_labels)
-        dist = distance_matrix(embeddings, ref, self.metric, is_self)
+        dist = distance_like(embeddings, ref, self.metric)
         beta = self._anchor_beta(labels).to(dist.dtype)  # (n,)
         boundary = -beta if is_similarity(self.metric) else beta
         if indices is not None:

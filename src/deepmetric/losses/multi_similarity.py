@@ -14,9 +14,10 @@ from ._common import (
     check_inputs,
     check_positive,
     check_reduction,
+    distance_like,
 )
 from ._common import reduce as _reduce
-from .lifted import distance_matrix, masked_logsumexp, pair_masks
+from .lifted import masked_logsumexp, pair_masks
 
 
 def multi_similarity_loss(
@@ -104,7 +105,7 @@ class MultiSimilarityLoss(nn.Module):
         ref_labels: Tensor | None = None,
     ) -> Tensor:
         ref, ref_lab, is_self = check_inputs(embeddings, labels, ref_embeddings, ref_labels)
-        dist = distance_matrix(embeddings, ref, self.metric, is_self)
+        dist = distance_like(embeddings, ref, self.metric)
         pos, neg = pair_masks(labels, ref_lab, is_self, indices)
         base = -self.base if is_similarity(self.metric) else self.base
         losses = multi_similarity_loss(dist, pos, neg, self.alpha, self.beta, base)

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..distances import Metric, check_metric
-from ..indices import MinedIndices
+from ..indices import MinedIndices, Pairs, as_pairs
 from ._common import (
     LOSSES,
     Reduction,
     check_inputs,
     check_positive,
     check_reduction,
+    distance_like,
+    label_masks,
 )
 from ._common import reduce as _reduce
-from .lifted import distance_matrix, masked_logsumexp, pair_masks, positive_pairs
+from .lifted import masked_logsumexp
 
 
 def npair_loss(sim_pos: Tensor, lse_neg: Tensor) -> Tensor:
@@ -56,7 +59,6 @@ class NPairLoss(nn.Module):
     pairs as ``indices`` (see above). It has no ``l2_reg`` (use an embedding regulariser).
 
     Example:
-        >>> import torch
         >>> loss = NPairLoss()
         >>> x = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
         >>> round(loss(x, torch.tensor([0, 0, 1, 1])).item(), 4)  # log(1 + 2 e^-1)
@@ -87,11 +89,40 @@ class NPairLoss(nn.Module):
         ref_labels: Tensor | None = None,
     ) -> Tensor:
         ref, ref_lab, is_self = check_inputs(embeddings, labels, ref_embeddings, ref_labels)
-        dist = distance_matrix(embeddings, ref, self.metric, is_self)  # minus the similarity
-        pos, neg = pair_masks(labels, ref_lab, is_self, indices)
-        lse_neg = masked_logsumexp(dist, neg, scale=-1.0)  # (n,): log sum_n exp(s_an)
-        a, p = positive_pairs(pos, indices)
+        if indices is None:
+            dist = distance_like(embeddings, ref, self.metric)  # minus the similarity
+            pos, neg = label_masks(labels, ref_lab, is_self)
+            a, p = pos.nonzero(as_tuple=True)
+        else:
+            dist, a, p, neg = _mined_submatrix(embeddings, ref, as_pairs(indices), self.metric)
+        lse_neg = masked_logsumexp(dist, neg, scale=-1.0)  # (rows,): log sum_n exp(s_an)
         loss = _reduce(npair_loss(-dist[a, p], lse_neg[a]), self.reduction)
         if self.l2_reg:
             loss = loss + self.l2_reg * embeddings.square().sum(1).mean()
         return loss
+
+
+def _mined_submatrix(
+    embeddings: Tensor, ref: Tensor, pairs: Pairs, metric: Metric
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The distances among the rows and columns that the mined pairs use, only.
+
+    Returns ``(dist, anchors, positives, negative mask)`` renumbered into that submatrix: the
+    paper's batch (one pair per class) then costs ``N x N``, not ``batch x batch``.
+    """
+    k = len(pairs.a1)
+    rows, row_of = _renumber(torch.cat([pairs.a1, pairs.a2]), embeddings.shape[0])
+    cols, col_of = _renumber(torch.cat([pairs.p, pairs.n]), ref.shape[0])
+    dist = distance_like(embeddings[rows], ref[cols], metric)
+    neg = torch.zeros(dist.shape, dtype=torch.bool, device=dist.device)
+    neg[row_of[k:], col_of[k:]] = True
+    return dist, row_of[:k], col_of[:k], neg
+
+
+def _renumber(index: Tensor, size: int) -> tuple[Tensor, Tensor]:
+    """The sorted distinct values of ``index`` (all in ``[0, size)``) and each entry's rank among
+    them; ``torch.unique(..., return_inverse=True)`` without its sort."""
+    used = torch.zeros(size, dtype=torch.bool, device=index.device)
+    used[index] = True
+    rank = used.cumsum(0) - 1
+    return used.nonzero().squeeze(1), rank[index]
