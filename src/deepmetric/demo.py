@@ -1,7 +1,8 @@
-"""The demo job: learn a metric on scikit-learn's bundled digits, test it on unseen digit classes.
+"""The demo job: learn a metric on scikit-learn's bundled digits, test it on digits it never saw.
 
-Runs offline in seconds on a CPU. The embedder trains on the digits 0-5 only and is evaluated with
-Recall@k on the digits 6-9, which it never saw: the zero-shot protocol of metric learning.
+Runs offline in seconds on a CPU. A seeded, stratified third of the 1,797 images is held out; the
+embedder trains on the rest and is evaluated with Recall@k on the held-out images, each querying
+the others.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from .samplers import MPerClassSampler
 
 log = logging.getLogger(__name__)
 
-TRAIN_CLASSES = (0, 1, 2, 3, 4, 5)
+HELD_OUT = 1 / 3
 
 
 class MLPEmbedder(nn.Module):
@@ -36,15 +37,18 @@ class MLPEmbedder(nn.Module):
         return nn.functional.normalize(self.net(x), dim=1)
 
 
-def load_digits_split() -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Digits as ``(x_train, y_train, x_test, y_test)``: classes 0-5 to train, 6-9 to test."""
+def load_digits_split(seed: int = 0) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Digits as ``(x_train, y_train, x_test, y_test)``, a stratified third held out."""
     from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
 
     data = load_digits()
-    x = torch.tensor(data.data, dtype=torch.float32) / 16.0
-    y = torch.tensor(data.target, dtype=torch.int64)
-    train = torch.isin(y, torch.tensor(TRAIN_CLASSES))
-    return x[train], y[train], x[~train], y[~train]
+    x_train, x_test, y_train, y_test = train_test_split(
+        data.data, data.target, test_size=HELD_OUT, stratify=data.target, random_state=seed
+    )
+    as_x = lambda a: torch.tensor(a, dtype=torch.float32) / 16.0  # noqa: E731
+    as_y = lambda a: torch.tensor(a, dtype=torch.int64)  # noqa: E731
+    return as_x(x_train), as_y(y_train), as_x(x_test), as_y(y_test)
 
 
 def run_digits_demo(
@@ -53,18 +57,18 @@ def run_digits_demo(
     loss: Mapping[str, Any] | None = None,
     miner: Mapping[str, Any] | None = None,
 ) -> dict[str, float]:
-    """Train an MLP embedder and return Recall@k on unseen classes before and after training.
+    """Train an MLP embedder; return Recall@k on the held-out digits before and after training.
 
     Returns:
         ``recall_at_{k}`` after training, ``initial_recall_at_1`` (untrained network) and
         ``pixels_recall_at_1`` (raw pixels, the baseline to beat), plus ``final_loss``.
     """
     torch.manual_seed(seed)
-    x_train, y_train, x_test, y_test = load_digits_split()
+    x_train, y_train, x_test, y_test = load_digits_split(seed)
     model = MLPEmbedder(x_train.shape[1])
-    criterion = losses.build(loss or {"name": "triplet", "margin": 0.2, "metric": "cosine"})
-    mine = miners.build(miner or {"name": "semi_hard", "margin": 0.2, "metric": "cosine"})
-    sampler = MPerClassSampler(y_train, m=16, batch_size=96, seed=seed)
+    criterion = losses.build(loss or {"name": "multi_similarity"})
+    mine = miners.build(miner or {"name": "multi_similarity"})
+    sampler = MPerClassSampler(y_train, m=16, batch_size=160, seed=seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     model.eval()
     with torch.no_grad():
@@ -79,7 +83,7 @@ def run_digits_demo(
             optimizer.zero_grad()
             value.backward()
             optimizer.step()
-        log.info("epoch %d loss %.4f", epoch + 1, float(value))
+        log.info("epoch %d loss %.4f", epoch + 1, float(value.detach()))
     model.eval()
     with torch.no_grad():
         result = recall_at_k(model(x_test), y_test, ks=(1, 2, 4, 8))
@@ -87,5 +91,5 @@ def run_digits_demo(
     result["pixels_recall_at_1"] = recall_at_k(x_test, y_test, ks=(1,), metric="euclidean")[
         "recall_at_1"
     ]
-    result["final_loss"] = float(value)
+    result["final_loss"] = float(value.detach())
     return result

@@ -26,10 +26,44 @@ def _check(x: Tensor, y: Tensor) -> None:
         raise ValueError(f"x and y must have the same dim; got {x.shape[1]} and {y.shape[1]}")
 
 
+class _Gram(torch.autograd.Function):
+    """``x @ x.T`` whose backward is one product, ``(g + g.T) @ x``, instead of two."""
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, x: Tensor) -> Tensor:
+        ctx.save_for_backward(x)
+        return x @ x.T
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: Tensor) -> Tensor:
+        (x,) = ctx.saved_tensors  # type: ignore[attr-defined]
+        return (grad + grad.T) @ x
+
+
+class _SafeSqrt(torch.autograd.Function):
+    """``sqrt`` with gradient 0 (instead of ``inf * 0 = NaN``) where the input is 0."""
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, sq: Tensor) -> Tensor:
+        root = sq.sqrt()
+        ctx.save_for_backward(root)
+        return root
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: Tensor) -> Tensor:
+        (root,) = ctx.saved_tensors  # type: ignore[attr-defined]
+        return torch.where(root > 0, grad / (2 * root), 0.0)
+
+
+def _products(x: Tensor, y: Tensor) -> Tensor:
+    """``x @ y.T``, with the cheaper symmetric backward when ``y`` is ``x`` (a batch vs itself)."""
+    return _Gram.apply(x) if y is x else x @ y.T
+
+
 def dot_product(x: Tensor, y: Tensor) -> Tensor:
     """Inner products ``x @ y.T``: ``(n, d), (m, d) -> (n, m)``."""
     _check(x, y)
-    return x @ y.T
+    return _products(x, y)
 
 
 def cosine_similarity(x: Tensor, y: Tensor) -> Tensor:
@@ -43,29 +77,29 @@ def cosine_similarity(x: Tensor, y: Tensor) -> Tensor:
     """
     _check(x, y)
     xn = x / x.norm(dim=1, keepdim=True).clamp_min(_EPS)
-    yn = y / y.norm(dim=1, keepdim=True).clamp_min(_EPS)
-    return xn @ yn.T
+    yn = xn if y is x else y / y.norm(dim=1, keepdim=True).clamp_min(_EPS)
+    return _products(xn, yn)
 
 
 def squared_euclidean_distance(x: Tensor, y: Tensor) -> Tensor:
     """``|x_i - y_j|^2`` via one matrix product, clamped at 0 against round-off: ``(n, m)``."""
     _check(x, y)
-    norms = (x * x).sum(1, keepdim=True) + (y * y).sum(1)
-    return torch.addmm(norms, x, y.T, alpha=-2.0).clamp_min(0.0)
+    x_sq = (x * x).sum(1)
+    y_sq = x_sq if y is x else (y * y).sum(1)
+    return (x_sq[:, None] + y_sq[None, :] - 2.0 * _products(x, y)).clamp_min(0.0)
 
 
 def euclidean_distance(x: Tensor, y: Tensor) -> Tensor:
     """``|x_i - y_j|``: ``(n, m)``.
 
-    Computed by ``torch.cdist`` through one matrix product; the gradient at a zero distance (an
-    item with itself) is 0 instead of the ``NaN`` that a plain ``sqrt`` gives.
+    Computed through one matrix product; the gradient at a zero distance (an item with itself)
+    is 0 instead of the ``NaN`` that a plain ``sqrt`` gives.
 
     Example:
         >>> euclidean_distance(torch.tensor([[0.0, 0.0]]), torch.tensor([[3.0, 4.0]]))
         tensor([[5.]])
     """
-    _check(x, y)
-    return torch.cdist(x, y, compute_mode="use_mm_for_euclid_dist")
+    return _SafeSqrt.apply(squared_euclidean_distance(x, y))
 
 
 def pairwise(x: Tensor, y: Tensor, metric: Metric) -> Tensor:

@@ -1,6 +1,8 @@
 """Losses: each an ``nn.Module`` around a pure function, registered by its paper name.
 
 ``build({"name": "triplet", "margin": 0.1})`` makes one from a config; ``names()`` lists them.
+Every loss is called ``loss(embeddings, labels, *, indices=None, ref_embeddings=None,
+ref_labels=None)``.
 """
 
 from __future__ import annotations
@@ -10,27 +12,60 @@ from typing import Any
 
 from torch import nn
 
-from . import contrastive, triplet  # noqa: F401  (registers the losses)
 from ._common import LOSSES
-from .contrastive import ContrastiveLoss, contrastive_loss
-from .triplet import TripletMarginLoss, triplet_margin_loss
+from .angular import AngularLoss
+from .center import CenterLoss
+from .circle import CircleLoss
+from .contrastive import ContrastiveLoss
+from .lifted import LiftedStructureLoss
+from .margin import MarginLoss
+from .margin_softmax import ArcFaceLoss, CosFaceLoss, NormalizedSoftmaxLoss
+from .multi_similarity import MultiSimilarityLoss
+from .npair import NPairLoss
+from .ntxent import NTXentLoss
+from .proxy import ProxyAnchorLoss, ProxyNCALoss
+from .quadruplet import QuadrupletLoss
+from .soft_triple import SoftTripleLoss
+from .supcon import SupConLoss
+from .triplet import TripletMarginLoss
+from .xbm import CrossBatchMemory
 
 
 def build(spec: Mapping[str, Any] | str) -> nn.Module:
-    """Build a loss from ``{"name": ..., **params}``; unknown names or parameters raise."""
+    """Build a loss from ``{"name": ..., **params}``; unknown names or parameters raise.
+
+    Example:
+        >>> build({"name": "triplet", "margin": 0.1}).margin
+        0.1
+    """
     return LOSSES.build(spec)
 
 
 def names() -> list[str]:
-    """The registered loss names."""
+    """The registered loss names, sorted."""
     return LOSSES.names()
 
 
 __all__ = [
+    "AngularLoss",
+    "ArcFaceLoss",
+    "CenterLoss",
+    "CircleLoss",
     "ContrastiveLoss",
+    "CosFaceLoss",
+    "CrossBatchMemory",
+    "LiftedStructureLoss",
+    "MarginLoss",
+    "MultiSimilarityLoss",
+    "NPairLoss",
+    "NTXentLoss",
+    "NormalizedSoftmaxLoss",
+    "ProxyAnchorLoss",
+    "ProxyNCALoss",
+    "QuadrupletLoss",
+    "SoftTripleLoss",
+    "SupConLoss",
     "TripletMarginLoss",
     "build",
-    "contrastive_loss",
     "names",
-    "triplet_margin_loss",
 ]

@@ -41,7 +41,8 @@ def _check_pair(emb: Tensor, labels: Tensor, emb_name: str, labels_name: str) ->
     if labels.dim() != 1 or labels.shape[0] != emb.shape[0]:
         raise ValueError(f"{labels_name} must be 1-D with one label per row of {emb_name} "
                          f"({emb.shape[0]}); got shape {tuple(labels.shape)}")
-    if not bool(torch.isfinite(emb).all()):
+    # a finite sum implies finite entries: one reduction instead of an (n, d) mask in the common case
+    if not bool(torch.isfinite(emb.sum())) and not bool(torch.isfinite(emb).all()):
         raise ValueError(f"{emb_name} contains NaN or Inf; check the model output "
                          "(learning rate, mixed precision) before the loss")
 
