@@ -9,8 +9,12 @@ from torch import Tensor
 
 
 def batch(
-    n: int = 32, dim: int = 8, classes: int = 4, seed: int = 0,
-    dtype: torch.dtype = torch.float64, normalize: bool = False,
+    n: int = 32,
+    dim: int = 8,
+    classes: int = 4,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float64,
+    normalize: bool = False,
 ) -> tuple[Tensor, Tensor]:
     """A seeded ``(embeddings, labels)`` batch; every class appears when ``n >= classes``."""
     gen = torch.Generator().manual_seed(seed)
@@ -31,8 +35,11 @@ def value_and_grad(fn: Callable[[Tensor], Tensor], x: Tensor) -> tuple[Tensor, T
 
 
 def assert_same_value_and_grad(
-    ours: Callable[[Tensor], Tensor], theirs: Callable[[Tensor], Tensor], x: Tensor,
-    rtol: float = 1e-7, atol: float = 1e-9,
+    ours: Callable[[Tensor], Tensor],
+    theirs: Callable[[Tensor], Tensor],
+    x: Tensor,
+    rtol: float = 1e-7,
+    atol: float = 1e-9,
 ) -> None:
     """Both functions give the same value and the same gradient at ``x``."""
     v1, g1 = value_and_grad(ours, x)

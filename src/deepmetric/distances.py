@@ -20,8 +20,10 @@ _EPS = 1e-12
 
 def _check(x: Tensor, y: Tensor) -> None:
     if x.dim() != 2 or y.dim() != 2:
-        raise ValueError(f"x and y must be 2-D (n, d) and (m, d); got shapes {tuple(x.shape)} "
-                         f"and {tuple(y.shape)}")
+        raise ValueError(
+            f"x and y must be 2-D (n, d) and (m, d); got shapes {tuple(x.shape)} "
+            f"and {tuple(y.shape)}"
+        )
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"x and y must have the same dim; got {x.shape[1]} and {y.shape[1]}")
 
@@ -66,18 +68,28 @@ def dot_product(x: Tensor, y: Tensor) -> Tensor:
     return _products(x, y)
 
 
+def normalize_rows(x: Tensor) -> Tensor:
+    """Rows scaled to unit L2 norm (a zero row stays 0: its norm is clamped at 1e-12).
+
+    Multiplies by ``rsqrt`` of the squared norms: faster, forward and backward, than dividing
+    by the norms.
+    """
+    return x * torch.rsqrt((x * x).sum(dim=-1, keepdim=True).clamp_min(_EPS * _EPS))
+
+
 def cosine_similarity(x: Tensor, y: Tensor) -> Tensor:
     """Cosine of the angle between every row of ``x`` and of ``y``: ``(n, m)`` in [-1, 1].
 
     A zero vector has cosine 0 with everything (its norm is clamped to 1e-12).
 
     Example:
-        >>> cosine_similarity(torch.tensor([[2.0, 0.0]]), torch.tensor([[1.0, 1.0]])).round(decimals=4)
+        >>> x, y = torch.tensor([[2.0, 0.0]]), torch.tensor([[1.0, 1.0]])
+        >>> cosine_similarity(x, y).round(decimals=4)
         tensor([[0.7071]])
     """
     _check(x, y)
-    xn = x / x.norm(dim=1, keepdim=True).clamp_min(_EPS)
-    yn = xn if y is x else y / y.norm(dim=1, keepdim=True).clamp_min(_EPS)
+    xn = normalize_rows(x)
+    yn = xn if y is x else normalize_rows(y)
     return _products(xn, yn)
 
 

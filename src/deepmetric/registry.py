@@ -55,9 +55,7 @@ class Registry(Generic[T]):
         if name not in self._entries:
             close = difflib.get_close_matches(name, self._entries, n=3)
             hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-            raise KeyError(
-                f"unknown {self.kind} {name!r}{hint} known: {', '.join(self.names())}"
-            )
+            raise KeyError(f"unknown {self.kind} {name!r}{hint} known: {', '.join(self.names())}")
         return self._entries[name]
 
     def __contains__(self, name: object) -> bool:

@@ -14,7 +14,12 @@ DIM = 8
 # Losses built on a classifier or proxies: they define a loss for any labelled batch, so
 # degenerate batches (one class, a single sample) give a finite, not necessarily zero, loss.
 PER_SAMPLE = {
-    "proxy_nca", "proxy_anchor", "soft_triple", "arcface", "cosface", "normalized_softmax",
+    "proxy_nca",
+    "proxy_anchor",
+    "soft_triple",
+    "arcface",
+    "cosface",
+    "normalized_softmax",
     "center",
 }
 

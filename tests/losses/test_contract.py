@@ -17,9 +17,24 @@ NAMES = losses.names()
 
 def test_registry_lists_the_design_names() -> None:
     expected = {
-        "contrastive", "triplet", "quadruplet", "lifted_structure", "npair", "angular", "margin",
-        "multi_similarity", "circle", "ntxent", "supcon", "proxy_nca", "proxy_anchor",
-        "soft_triple", "arcface", "cosface", "normalized_softmax", "center",
+        "contrastive",
+        "triplet",
+        "quadruplet",
+        "lifted_structure",
+        "npair",
+        "angular",
+        "margin",
+        "multi_similarity",
+        "circle",
+        "ntxent",
+        "supcon",
+        "proxy_nca",
+        "proxy_anchor",
+        "soft_triple",
+        "arcface",
+        "cosface",
+        "normalized_softmax",
+        "center",
     }
     assert expected <= set(NAMES)
 

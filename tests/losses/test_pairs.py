@@ -105,6 +105,6 @@ def test_contrastive_reductions_agree() -> None:
     assert per.shape == (16 * 15,)
     total = losses.ContrastiveLoss(neg_margin=2.0, reduction="sum")(x, y)
     torch.testing.assert_close(per.sum(), total)
-    n_pos = int(((y[:, None] == y[None, :]).sum() - 16))
+    n_pos = int((y[:, None] == y[None, :]).sum() - 16)
     mean = losses.ContrastiveLoss(neg_margin=2.0)(x, y)
     torch.testing.assert_close(mean, per[:n_pos].mean() + per[n_pos:].mean())

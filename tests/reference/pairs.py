@@ -33,12 +33,15 @@ def triplet(x: Tensor, y: Tensor, margin: float, metric: str = "euclidean") -> T
             for q in range(n):
                 if y[q] == y[a]:
                     continue
-                terms.append(torch.relu(dist(x[a], x[p], metric) - dist(x[a], x[q], metric) + margin))
+                terms.append(
+                    torch.relu(dist(x[a], x[p], metric) - dist(x[a], x[q], metric) + margin)
+                )
     return torch.stack(terms).mean() if terms else x.sum() * 0
 
 
-def contrastive(x: Tensor, y: Tensor, pos_margin: float, neg_margin: float,
-                metric: str = "euclidean") -> Tensor:
+def contrastive(
+    x: Tensor, y: Tensor, pos_margin: float, neg_margin: float, metric: str = "euclidean"
+) -> Tensor:
     sign = -1.0 if metric in ("cosine", "dot") else 1.0
     pos, neg = [], []
     n = len(y)

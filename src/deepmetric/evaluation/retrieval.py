@@ -38,8 +38,10 @@ def recall_at_k(
     check_metric(metric)
     n = embeddings.shape[0]
     if embeddings.dim() != 2 or labels.shape != (n,):
-        raise ValueError(f"embeddings must be (n, dim) and labels (n,); got "
-                         f"{tuple(embeddings.shape)} and {tuple(labels.shape)}")
+        raise ValueError(
+            f"embeddings must be (n, dim) and labels (n,); got "
+            f"{tuple(embeddings.shape)} and {tuple(labels.shape)}"
+        )
     bad = [k for k in ks if not 1 <= k < n]
     if bad:
         raise ValueError(f"ks must lie in [1, {n - 1}] for {n} items; got {bad}")
@@ -47,13 +49,13 @@ def recall_at_k(
     hits = torch.zeros(len(ks))
     with torch.no_grad():
         for start in range(0, n, block_size):
-            block = embeddings[start:start + block_size]
+            block = embeddings[start : start + block_size]
             score = pairwise(block, embeddings, metric)
             score = score if is_similarity(metric) else -score
             rows = torch.arange(block.shape[0])
             score[rows, rows + start] = -torch.inf  # never retrieve the query itself
             nearest = score.topk(kmax, dim=1).indices  # (block, kmax)
-            match = labels[nearest] == labels[start:start + block_size, None]
+            match = labels[nearest] == labels[start : start + block_size, None]
             first = torch.where(match.any(1), match.float().argmax(1), kmax)  # rank of 1st hit
             hits += torch.stack([(first < k).sum() for k in ks]).float()
-    return {f"recall_at_{k}": float(h) / n for k, h in zip(ks, hits)}
+    return {f"recall_at_{k}": float(h) / n for k, h in zip(ks, hits, strict=True)}

@@ -10,9 +10,8 @@ from torch import Tensor, nn
 
 from ..distances import cosine_similarity
 from ..indices import MinedIndices
-from ._common import LOSSES, Reduction, check_inputs, check_reduction
+from ._common import LOSSES, Reduction, check_inputs, check_reduction, pair_masks, positive_pairs
 from ._common import reduce as _reduce
-from .lifted import pair_masks, positive_pairs
 
 
 def angular_loss(

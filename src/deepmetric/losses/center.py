@@ -6,9 +6,9 @@ import torch
 from torch import Tensor, nn
 
 from ..indices import MinedIndices
+from ._classes import check_class_loss_params, class_loss_inputs
 from ._common import LOSSES, Reduction
 from ._common import reduce as _reduce
-from .proxy import check_class_loss_params, class_loss_inputs
 
 
 def center_loss(embeddings: Tensor, labels: Tensor, centers: Tensor) -> Tensor:

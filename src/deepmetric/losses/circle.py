@@ -8,8 +8,15 @@ from torch import Tensor, nn
 
 from ..distances import cosine_similarity
 from ..indices import MinedIndices
-from ._common import LOSSES, Reduction, check_inputs, check_positive, check_reduction
-from .lifted import masked_logsumexp, pair_masks
+from ._common import (
+    LOSSES,
+    Reduction,
+    check_inputs,
+    check_positive,
+    check_reduction,
+    masked_logsumexp,
+    pair_masks,
+)
 
 
 def circle_loss(sim: Tensor, pos: Tensor, neg: Tensor, m: float, gamma: float) -> Tensor:

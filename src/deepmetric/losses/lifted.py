@@ -1,100 +1,23 @@
-"""Lifted structured loss (Oh Song et al. 2016) and the masked log-sum-exp of the pair losses."""
+"""Lifted structured loss (Oh Song et al. 2016)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, cast
-
 import torch
 from torch import Tensor, nn
-from torch.autograd.function import once_differentiable
 
 from ..distances import Metric, check_metric, is_similarity
-from ..indices import MinedIndices, as_pairs
+from ..indices import MinedIndices
 from ._common import (
     LOSSES,
     Reduction,
     check_inputs,
     check_reduction,
     distance_like,
-    label_masks,
+    masked_logsumexp,
+    pair_masks,
+    positive_pairs,
 )
 from ._common import reduce as _reduce
-
-
-class _MaskedLogSumExp(torch.autograd.Function):
-    """Row-wise ``log sum exp(scale * values)`` over ``mask``; backward in one pass.
-
-    Saves ``exp(scale * values - row max)`` (0 off the mask) and the row sums: the gradient is
-    those weights times ``scale * grad / sum``, one ``(n, m)`` pass instead of the five that
-    ``where`` + ``logsumexp`` take through autograd.
-    """
-
-    @staticmethod
-    def forward(ctx: Any, values: Tensor, mask: Tensor, scale: float) -> Tensor:
-        lowest = torch.finfo(values.dtype).min
-        weights = torch.where(mask, values * scale, lowest)
-        peak = weights.amax(dim=1, keepdim=True)
-        empty = peak == lowest
-        peak = peak.masked_fill(empty, 0.0)  # so that an empty row's weights are exp(lowest) = 0
-        weights = weights.sub_(peak).exp_()
-        total = weights.sum(dim=1, keepdim=True)
-        ctx.save_for_backward(weights, total)
-        ctx.scale = scale
-        return torch.where(empty, lowest, peak + total.log()).squeeze(1)
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
-        weights, total = ctx.saved_tensors
-        per_row = torch.where(total > 0, grad[:, None] * ctx.scale / total, 0.0)
-        return weights * per_row, None, None
-
-
-def masked_logsumexp(values: Tensor, mask: Tensor, scale: float = 1.0) -> Tensor:
-    """``log sum_j exp(scale * values[i, j])`` over ``j`` where ``mask[i, j]``: ``(n, m) -> (n,)``.
-
-    An empty row gives the dtype's most negative finite number, which acts as ``-inf``
-    downstream (``softplus`` of it is 0, ``logaddexp`` ignores it) while every gradient stays
-    finite; masked entries and empty rows get zero gradient. Not twice differentiable.
-
-    Args:
-        values: ``(n, m)`` scores.
-        mask: ``(n, m)`` booleans, True where an entry takes part.
-        scale: multiplies ``values`` (saves a pass over the matrix).
-
-    Example:
-        >>> out = masked_logsumexp(torch.zeros(2, 2), torch.tensor([[True, True], [False, False]]))
-        >>> round(out[0].item(), 4), bool(out[1] < -1e38)
-        (0.6931, True)
-    """
-    apply = cast(Callable[[Tensor, Tensor, float], Tensor], _MaskedLogSumExp.apply)
-    return apply(values, mask, scale)
-
-
-def pair_masks(
-    labels: Tensor, ref_labels: Tensor, is_self: bool, indices: MinedIndices | None
-) -> tuple[Tensor, Tensor]:
-    """Boolean ``(n, m)`` masks of the positive and negative pairs: the mined ones, if given."""
-    if indices is None:
-        return label_masks(labels, ref_labels, is_self)
-    pairs = as_pairs(indices)
-    shape = (labels.shape[0], ref_labels.shape[0])
-    pos = torch.zeros(shape, dtype=torch.bool, device=labels.device)
-    neg = torch.zeros(shape, dtype=torch.bool, device=labels.device)
-    pos[pairs.a1, pairs.p] = True
-    neg[pairs.a2, pairs.n] = True
-    return pos, neg
-
-
-def positive_pairs(pos: Tensor, indices: MinedIndices | None) -> tuple[Tensor, Tensor]:
-    """``(anchors, positives)`` index vectors: the mined pairs in their order, else ``pos``'s
-    in row-major order."""
-    if indices is None:
-        a, p = pos.nonzero(as_tuple=True)
-        return a, p
-    pairs = as_pairs(indices)
-    return pairs.a1, pairs.p
 
 
 def lifted_structure_loss(dist_pos: Tensor, lse_anchor: Tensor, lse_positive: Tensor) -> Tensor:

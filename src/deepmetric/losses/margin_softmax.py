@@ -14,10 +14,11 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from ..distances import normalize_rows
 from ..indices import MinedIndices
+from ._classes import check_class_loss_params, class_loss_inputs
 from ._common import LOSSES, Reduction, check_positive
 from ._common import reduce as _reduce
-from .proxy import check_class_loss_params, class_loss_inputs, unit_rows
 
 
 def normalized_logit_cross_entropy(
@@ -83,7 +84,7 @@ class _NormalizedSoftmax(nn.Module):
         ref_labels: Tensor | None = None,
     ) -> Tensor:
         emb, lab = class_loss_inputs(self, embeddings, labels, indices, ref_embeddings, ref_labels)
-        cos = unit_rows(emb) @ unit_rows(self.weight.to(emb.dtype)).T
+        cos = normalize_rows(emb) @ normalize_rows(self.weight.to(emb.dtype)).T
         target = self.target_cos(cos.gather(1, lab[:, None]).squeeze(1))
         per_sample = normalized_logit_cross_entropy(cos, lab, target, self.scale)
         return _reduce(per_sample, self.reduction)

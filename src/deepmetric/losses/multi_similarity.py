@@ -15,9 +15,10 @@ from ._common import (
     check_positive,
     check_reduction,
     distance_like,
+    masked_logsumexp,
+    pair_masks,
 )
 from ._common import reduce as _reduce
-from .lifted import masked_logsumexp, pair_masks
 
 
 def multi_similarity_loss(

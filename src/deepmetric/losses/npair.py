@@ -16,9 +16,9 @@ from ._common import (
     check_reduction,
     distance_like,
     label_masks,
+    masked_logsumexp,
 )
 from ._common import reduce as _reduce
-from .lifted import masked_logsumexp
 
 
 def npair_loss(sim_pos: Tensor, lse_neg: Tensor) -> Tensor:

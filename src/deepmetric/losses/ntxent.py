@@ -14,29 +14,9 @@ from ._common import (
     check_positive,
     check_reduction,
     label_masks,
+    masked_logsumexp,
 )
 from ._common import reduce as _reduce
-
-
-def masked_logsumexp(logits: Tensor, mask: Tensor) -> Tensor:
-    """Row-wise ``log sum_{j: mask[i, j]} exp(logits[i, j])``; ``-inf`` for a row with no entry.
-
-    The gradient is finite everywhere, also for empty rows (they get a zero gradient).
-
-    Args:
-        logits: ``(n, m)`` float matrix.
-        mask: ``(n, m)`` boolean matrix of the entries to include.
-
-    Returns:
-        ``(n,)`` log-sum-exp per row.
-    """
-    masked = torch.where(mask, logits, -torch.inf)
-    has_any = mask.any(dim=1)
-    if bool(has_any.all()):
-        return torch.logsumexp(masked, dim=1)
-    # an all -inf row has a NaN logsumexp gradient: give such rows zeros and drop them afterwards
-    safe = torch.where(has_any[:, None], masked, 0.0)
-    return torch.where(has_any, torch.logsumexp(safe, dim=1), -torch.inf)
 
 
 def similarity_logits(

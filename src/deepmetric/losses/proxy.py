@@ -1,86 +1,16 @@
-"""Proxy losses: ProxyNCA (Movshovitz-Attias et al. 2017) and Proxy Anchor (Kim et al. 2020).
-
-Also holds the input checks shared by every loss with class parameters (proxies, class weights,
-centres): those losses take ``num_classes`` and ``embedding_dim``, need labels in
-``[0, num_classes)``, use no reference set, and read ``indices=`` as "the anchors to use".
-Their parameters are cast to the embeddings' dtype inside the computation (gradients flow back
-to the parameters in their own dtype); move the loss to the embeddings' device yourself.
-"""
+"""Proxy losses: ProxyNCA (Movshovitz-Attias et al. 2017) and Proxy Anchor (Kim et al. 2020)."""
 
 from __future__ import annotations
-
-from typing import Protocol
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ..indices import MinedIndices, as_pairs
-from ._common import LOSSES, Reduction, check_inputs, check_positive, check_reduction
+from ..distances import normalize_rows
+from ..indices import MinedIndices
+from ._classes import check_class_loss_params, class_loss_inputs
+from ._common import LOSSES, Reduction, check_positive
 from ._common import reduce as _reduce
-
-
-def check_class_loss_params(num_classes: int, embedding_dim: int, reduction: str) -> None:
-    """Validate the constructor arguments every loss with class parameters shares."""
-    for name, value in (("num_classes", num_classes), ("embedding_dim", embedding_dim)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int; got {value!r}")
-    check_reduction(reduction)
-
-
-class ClassParameterLoss(Protocol):
-    """What ``class_loss_inputs`` reads from a loss."""
-
-    num_classes: int
-    embedding_dim: int
-
-
-def class_loss_inputs(
-    loss: ClassParameterLoss,
-    embeddings: Tensor,
-    labels: Tensor,
-    indices: MinedIndices | None,
-    ref_embeddings: Tensor | None,
-    ref_labels: Tensor | None,
-) -> tuple[Tensor, Tensor]:
-    """Validate a call of a loss with class parameters; return the anchors' embeddings and labels.
-
-    Without ``indices`` every sample is an anchor. With ``Pairs`` the anchors are
-    ``unique(a1 ∪ a2)``, with ``Triplets`` ``unique(a)``, in ascending order: the other members
-    of the mined tuples play no part, since the class parameters take their role.
-    """
-    check_inputs(embeddings, labels)
-    name, num_classes, embedding_dim = type(loss).__name__, loss.num_classes, loss.embedding_dim
-    if ref_embeddings is not None or ref_labels is not None:
-        raise ValueError(
-            f"{name} does not use a reference set (its class parameters play that role); "
-            "call it without ref_embeddings and ref_labels"
-        )
-    if embeddings.shape[1] != embedding_dim:
-        raise ValueError(
-            f"embeddings must have dim {embedding_dim} (the loss's embedding_dim); got "
-            f"{embeddings.shape[1]}; build the loss with embedding_dim={embeddings.shape[1]}"
-        )
-    if bool(((labels < 0) | (labels >= num_classes)).any()):
-        raise ValueError(
-            f"labels must lie in [0, {num_classes}) for num_classes={num_classes}; got values "
-            f"in [{int(labels.min())}, {int(labels.max())}]; remap the labels to "
-            "0..num_classes-1 or build the loss with a larger num_classes"
-        )
-    if indices is None:
-        return embeddings, labels
-    pairs = as_pairs(indices)
-    anchors = torch.unique(torch.cat([pairs.a1, pairs.a2]))
-    return embeddings[anchors], labels[anchors]
-
-
-def unit_rows(x: Tensor) -> Tensor:
-    """Rows scaled to unit L2 norm (a zero row stays 0: its norm is clamped at 1e-12).
-
-    Multiplies by ``rsqrt`` of the squared norms: faster, forward and backward, than dividing
-    by the norms.
-    """
-    return x * torch.rsqrt((x * x).sum(dim=-1, keepdim=True).clamp_min(1e-24))
 
 
 def proxy_nca_loss(embeddings: Tensor, labels: Tensor, proxies: Tensor, scale: float) -> Tensor:
@@ -93,7 +23,7 @@ def proxy_nca_loss(embeddings: Tensor, labels: Tensor, proxies: Tensor, scale: f
     Args:
         embeddings: ``(n, dim)``; labels: ``(n,)`` in ``[0, classes)``; proxies: ``(classes, dim)``.
     """
-    logits = (2.0 * scale) * (unit_rows(embeddings) @ unit_rows(proxies).T)
+    logits = (2.0 * scale) * (normalize_rows(embeddings) @ normalize_rows(proxies).T)
     return F.cross_entropy(logits, labels, reduction="none")
 
 
@@ -256,7 +186,7 @@ class ProxyAnchorLoss(nn.Module):
         ref_labels: Tensor | None = None,
     ) -> Tensor:
         emb, lab = class_loss_inputs(self, embeddings, labels, indices, ref_embeddings, ref_labels)
-        sim = unit_rows(emb) @ unit_rows(self.proxies.to(emb.dtype)).T
+        sim = normalize_rows(emb) @ normalize_rows(self.proxies.to(emb.dtype)).T
         pos, neg = proxy_anchor_loss(sim, lab, self.margin, self.alpha)
         if self.reduction == "none":
             return pos + neg

@@ -8,10 +8,11 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from ..distances import normalize_rows
 from ..indices import MinedIndices
+from ._classes import check_class_loss_params, class_loss_inputs
 from ._common import LOSSES, Reduction, check_positive
 from ._common import reduce as _reduce
-from .proxy import check_class_loss_params, class_loss_inputs, unit_rows
 
 # Inside the centre regulariser's square root, as in the authors' code: keeps the gradient of
 # sqrt(2 - 2 cos) finite when two centres of a class coincide.
@@ -31,8 +32,8 @@ def soft_triple_loss(
         embeddings: ``(n, dim)``; labels: ``(n,)``; centers: ``(classes, K, dim)``.
     """
     classes, per_class, dim = centers.shape
-    w = unit_rows(centers.reshape(classes * per_class, dim))
-    sim = (unit_rows(embeddings) @ w.T).view(-1, classes, per_class)  # (n, classes, K)
+    w = normalize_rows(centers.reshape(classes * per_class, dim))
+    sim = (normalize_rows(embeddings) @ w.T).view(-1, classes, per_class)  # (n, classes, K)
     # softmax over the K centres, written out: torch.softmax over a short last axis is slow on
     # CPU. The shift by the (detached) max only guards exp; it cancels in the ratio.
     z = sim / gamma

@@ -14,9 +14,10 @@ from ._common import (
     check_positive,
     check_reduction,
     label_masks,
+    masked_logsumexp,
     zero_loss,
 )
-from .ntxent import masked_logsumexp, similarity_logits
+from .ntxent import similarity_logits
 
 
 def supcon_loss(logits: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
