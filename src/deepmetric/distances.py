@@ -114,6 +114,30 @@ def euclidean_distance(x: Tensor, y: Tensor) -> Tensor:
     return _SafeSqrt.apply(squared_euclidean_distance(x, y))
 
 
+def paired(x: Tensor, y: Tensor, metric: Metric) -> Tensor:
+    """The metric between matching rows, ``x[i]`` and ``y[i]``: ``(k, d), (k, d) -> (k,)``.
+
+    Agrees with the diagonal of ``pairwise(x, y, metric)``; the euclidean gradient at a zero
+    distance is 0.
+
+    Example:
+        >>> paired(torch.tensor([[0.0, 0.0], [1.0, 1.0]]), torch.tensor([[3.0, 4.0], [1.0, 1.0]]),
+        ...        "euclidean")
+        tensor([5., 0.])
+    """
+    if x.shape != y.shape or x.dim() != 2:
+        raise ValueError(f"x and y must both be (k, d); got {tuple(x.shape)} and {tuple(y.shape)}")
+    if metric == "cosine":
+        return (normalize_rows(x) * normalize_rows(y)).sum(1)
+    if metric == "dot":
+        return (x * y).sum(1)
+    if metric == "euclidean":
+        return torch.linalg.vector_norm(x - y, dim=1)
+    if metric == "squared_euclidean":
+        return (x - y).square().sum(1)
+    raise ValueError(f"metric must be one of {METRICS}; got {metric!r}")
+
+
 def pairwise(x: Tensor, y: Tensor, metric: Metric) -> Tensor:
     """The ``(n, m)`` matrix of ``metric`` between the rows of ``x`` and ``y``."""
     if metric == "cosine":

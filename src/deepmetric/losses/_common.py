@@ -3,14 +3,14 @@ masked log-sum-exp."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Literal, cast
 
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from ..distances import Metric, check_metric, is_similarity, pairwise
+from ..distances import Metric, check_metric, is_similarity, paired, pairwise
 from ..indices import MinedIndices, as_pairs
 from ..registry import Registry
 
@@ -102,6 +102,23 @@ def distance_like(embeddings: Tensor, ref: Tensor, metric: Metric) -> Tensor:
     check_metric(metric)
     mat = pairwise(embeddings, ref, metric)
     return -mat if is_similarity(metric) else mat
+
+
+def mined_distance_like(
+    embeddings: Tensor, ref: Tensor, rows: Sequence[Tensor], cols: Sequence[Tensor], metric: Metric
+) -> list[Tensor]:
+    """Distance-like values of the index pairs ``(rows[i][j], cols[i][j])``, one tensor per i.
+
+    Few pairs (a miner's one triplet per anchor) are computed row by row, ``O(k d)``, which avoids
+    the full ``(n, m)`` matrix and its scatter-heavy backward; many pairs are read off the matrix.
+    """
+    check_metric(metric)
+    count = sum(len(r) for r in rows)
+    if count * embeddings.shape[1] > embeddings.shape[0] * ref.shape[0]:
+        mat = distance_like(embeddings, ref, metric)
+        return [mat[r, c] for r, c in zip(rows, cols, strict=True)]
+    sign = -1.0 if is_similarity(metric) else 1.0
+    return [sign * paired(embeddings[r], ref[c], metric) for r, c in zip(rows, cols, strict=True)]
 
 
 def reduce(values: Tensor, reduction: Reduction) -> Tensor:

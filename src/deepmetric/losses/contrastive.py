@@ -7,7 +7,15 @@ from torch import Tensor, nn
 
 from ..distances import Metric, is_similarity
 from ..indices import MinedIndices, as_pairs
-from ._common import LOSSES, Reduction, check_inputs, check_reduction, distance_like, label_masks
+from ._common import (
+    LOSSES,
+    Reduction,
+    check_inputs,
+    check_reduction,
+    distance_like,
+    label_masks,
+    mined_distance_like,
+)
 from ._common import reduce as _reduce
 
 
@@ -73,10 +81,10 @@ class ContrastiveLoss(nn.Module):
         ref_labels: Tensor | None = None,
     ) -> Tensor:
         ref, ref_lab, is_self = check_inputs(embeddings, labels, ref_embeddings, ref_labels)
-        dist = distance_like(embeddings, ref, self.metric)
         sign = -1.0 if is_similarity(self.metric) else 1.0
         pm, nm = sign * self.pos_margin, sign * self.neg_margin
         if indices is None:
+            dist = distance_like(embeddings, ref, self.metric)
             pos, neg = label_masks(labels, ref_lab, is_self)
             if self.reduction != "none":  # masked sums over (n, m): no gather/scatter of pairs
                 pos_loss, neg_loss = contrastive_loss(dist, dist, pm, nm)
@@ -88,7 +96,9 @@ class ContrastiveLoss(nn.Module):
             dist_pos, dist_neg = dist[pos], dist[neg]
         else:
             pairs = as_pairs(indices)
-            dist_pos, dist_neg = dist[pairs.a1, pairs.p], dist[pairs.a2, pairs.n]
+            dist_pos, dist_neg = mined_distance_like(
+                embeddings, ref, (pairs.a1, pairs.a2), (pairs.p, pairs.n), self.metric
+            )
         pos_loss, neg_loss = contrastive_loss(dist_pos, dist_neg, pm, nm)
         if self.reduction == "none":
             return torch.cat([pos_loss, neg_loss])

@@ -15,6 +15,7 @@ from ._common import (
     check_reduction,
     distance_like,
     label_masks,
+    mined_distance_like,
     zero_loss,
 )
 from ._common import reduce as _reduce
@@ -93,17 +94,20 @@ class TripletMarginLoss(nn.Module):
         ref_labels: Tensor | None = None,
     ) -> Tensor:
         ref, ref_lab, is_self = check_inputs(embeddings, labels, ref_embeddings, ref_labels)
+        if indices is not None:
+            trip = as_triplets(indices)
+            dist_ap, dist_an = mined_distance_like(
+                embeddings, ref, (trip.a, trip.a), (trip.p, trip.n), self.metric
+            )
+            return _reduce(triplet_margin_loss(dist_ap, dist_an, self.margin), self.reduction)
         dist = distance_like(embeddings, ref, self.metric)
-        if indices is None and self.reduction != "none":
+        if self.reduction != "none":
             pos, neg = label_masks(labels, ref_lab, is_self)
             total = all_triplets_sum(dist, pos, neg, self.margin) + zero_loss(dist)
             if self.reduction == "sum":
                 return total
             count = (pos.sum(1) * neg.sum(1)).sum()
             return total / count.clamp_min(1)
-        if indices is None:
-            trip = all_triplets(labels, None if is_self else ref_lab)
-        else:
-            trip = as_triplets(indices)
+        trip = all_triplets(labels, None if is_self else ref_lab)
         losses = triplet_margin_loss(dist[trip.a, trip.p], dist[trip.a, trip.n], self.margin)
         return _reduce(losses, self.reduction)
