@@ -147,3 +147,45 @@ def test_degenerate_batches_are_defined(name: str, case: str) -> None:
     if name in SEPARATE_TERMS and case != "single sample":
         return  # positive and negative pairs are separate terms: either alone is a real signal
     assert value == 0 and (grad == 0).all()
+
+
+# Losses defined on the unit sphere (cosine similarity, normalised proxies or class weights).
+SCALE_FREE = [
+    "multi_similarity", "circle", "ntxent", "supcon", "angular", "proxy_nca", "proxy_anchor",
+    "soft_triple", "arcface", "cosface", "normalized_softmax",
+]
+
+
+@pytest.mark.parametrize("name", SCALE_FREE)
+def test_cosine_losses_ignore_the_embeddings_scale(name: str) -> None:
+    x, y = batch(n=16, dim=DIM, classes=4, seed=3)
+    torch.manual_seed(0)
+    value = make_loss(name).double()(x, y)
+    torch.manual_seed(0)
+    scaled = make_loss(name).double()(3.7 * x, y)
+    torch.testing.assert_close(scaled, value)
+
+
+HINGE = {
+    "triplet": {},
+    "contrastive": {"pos_margin": 0.1},
+    "quadruplet": {},
+    "lifted_structure": {},
+    "margin": {},
+}
+
+
+@pytest.mark.parametrize("name", HINGE)
+def test_zero_when_every_margin_is_met(name: str) -> None:
+    y = torch.arange(24) % 4
+    centres = 10.0 * torch.eye(DIM, dtype=torch.float64)[:4]
+    x = centres[y] + 1e-3 * torch.randn(24, DIM, dtype=torch.float64)
+    value, grad = _grad_of(make_loss(name, **HINGE[name]).double(), x, y)
+    assert value == 0 and (grad == 0).all()
+
+
+def _grad_of(loss: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple:
+    leaf = x.clone().requires_grad_(True)
+    value = loss(leaf, y)
+    (grad,) = torch.autograd.grad(value, leaf)
+    return value.detach(), grad
