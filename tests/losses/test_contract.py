@@ -151,8 +151,17 @@ def test_degenerate_batches_are_defined(name: str, case: str) -> None:
 
 # Losses defined on the unit sphere (cosine similarity, normalised proxies or class weights).
 SCALE_FREE = [
-    "multi_similarity", "circle", "ntxent", "supcon", "angular", "proxy_nca", "proxy_anchor",
-    "soft_triple", "arcface", "cosface", "normalized_softmax",
+    "multi_similarity",
+    "circle",
+    "ntxent",
+    "supcon",
+    "angular",
+    "proxy_nca",
+    "proxy_anchor",
+    "soft_triple",
+    "arcface",
+    "cosface",
+    "normalized_softmax",
 ]
 
 
