@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -53,6 +52,9 @@ class Miner(nn.Module):
         raise NotImplementedError
 
 
+WINDOW_CHUNK = 1 << 24  # entries of the (pairs, m) window table tested at once
+
+
 def empty_triplets(device: torch.device) -> Triplets:
     """Three empty int64 tensors."""
     empty = torch.empty(0, dtype=torch.long, device=device)
@@ -79,26 +81,6 @@ def row_ranks(rows: Tensor, n_rows: int) -> tuple[Tensor, Tensor]:
     return torch.arange(rows.numel(), device=rows.device) - first[rows], per_row
 
 
-def argsort_rows(values: Tensor) -> Tensor:
-    """``values.argsort(dim=1)``; on CPU through numpy, whose SIMD sort is several times faster."""
-    if values.device.type != "cpu":
-        return values.argsort(dim=1)
-    work = values if values.dtype in (torch.float32, torch.float64) else values.float()
-    return torch.from_numpy(np.argsort(work.detach().numpy(), axis=1)).to(torch.long)
-
-
-def searchsorted_rows(sorted_rows: Tensor, rows: Tensor, values: Tensor) -> Tensor:
-    """``#{j: sorted_rows[rows[i], j] <= values[i]}`` for row-sorted ``rows (k,)``, values ``(k,)``.
-
-    Queries are packed into an ``(n, max per row)`` table so that one batched ``searchsorted``
-    answers them all, without touching the other ``n * m`` entries.
-    """
-    rank, per_row = row_ranks(rows, sorted_rows.shape[0])
-    query = sorted_rows.new_zeros(sorted_rows.shape[0], int(per_row.max()) if rows.numel() else 0)
-    query[rows, rank] = values
-    return torch.searchsorted(sorted_rows, query, right=True)[rows, rank]
-
-
 def window_triplets(
     dist: Tensor, pos: Tensor, neg: Tensor, upper: float, lower: float | None
 ) -> Triplets:
@@ -106,35 +88,32 @@ def window_triplets(
 
     ``lower=None`` means no lower bound.
 
-    Never builds the ``(n, m, m)`` cube: each anchor's negative distances are sorted once, so the
-    negatives of a positive pair ``(a, p)`` that fall in the window form one contiguous run of
-    that sorted row, found with ``searchsorted``; ``repeat_interleave`` expands the runs. Time
-    ``O(n m log m + output)``, memory ``O(n m + output)``. The output is grouped by ``(a, p)``
-    in row-major order, negatives in increasing distance.
+    Never builds the ``(n, m, m)`` cube: the window is tested on a ``(pairs, m)`` table, one row
+    per positive pair, in chunks of at most ``WINDOW_CHUNK`` entries, so time is
+    ``O(P m + output)`` and memory ``O(WINDOW_CHUNK + output)`` for ``P`` positive pairs
+    (a few per anchor in a class-balanced batch). The output is grouped by ``(a, p)`` in
+    row-major order, negatives in increasing index.
 
     Args:
         dist: ``(n, m)`` distance-like matrix (smaller is closer).
         pos, neg: ``(n, m)`` boolean masks of positive and negative pairs.
         upper, lower: finite offsets from ``d(a,p)``.
     """
-    m = dist.shape[1]
-    masked = torch.where(neg, dist, torch.inf)  # non-negatives sort last; finite bounds stop first
-    order = argsort_rows(masked)
-    neg_sorted = masked.gather(1, order)
     a, p = pos.nonzero(as_tuple=True)  # (P,) positive pairs, row-major
     d_ap = dist[a, p]
-    stop = searchsorted_rows(neg_sorted, a, d_ap + upper)
-    start = (
-        torch.zeros_like(stop) if lower is None else searchsorted_rows(neg_sorted, a, d_ap + lower)
-    )
-    counts = (stop - start).clamp_min(0)
-    total = int(counts.sum())
-    # flat position in `order` of each pair's first negative, minus its run's start in the output
-    base = a * m + start - (torch.cumsum(counts, 0) - counts)
-    flat = torch.repeat_interleave(base, counts, output_size=total)
-    flat += torch.arange(total, device=dist.device)
-
-    def expand(t: Tensor) -> Tensor:
-        return torch.repeat_interleave(t, counts, output_size=total)
-
-    return Triplets(expand(a), expand(p), order.reshape(-1)[flat])
+    step = max(1, WINDOW_CHUNK // max(dist.shape[1], 1))
+    parts: list[tuple[Tensor, Tensor, Tensor]] = []
+    for lo in range(0, len(a), step):
+        rows, d = a[lo : lo + step], d_ap[lo : lo + step, None]
+        cand = dist.index_select(0, rows)  # (chunk, m): each pair's anchor row
+        ok = neg.index_select(0, rows) & (cand <= d + upper)
+        if lower is not None:
+            ok &= cand > d + lower
+        pair, n = ok.nonzero().unbind(1)
+        pick = torch.index_select  # 1-D index_select is faster than advanced indexing
+        parts.append((pick(rows, 0, pair), pick(p[lo : lo + step], 0, pair), n.contiguous()))
+    if len(parts) == 1:
+        return Triplets(*parts[0])
+    if not parts:
+        return empty_triplets(dist.device)
+    return Triplets(*(torch.cat(column) for column in zip(*parts, strict=True)))

@@ -25,7 +25,7 @@ class SemiHardMiner(Miner):
     (it tests ``d(a,n) - d(a,p) <= margin``; this tests ``d(a,n) <= d(a,p) + margin``, so the two
     can differ only by float rounding at the boundary).
 
-    Runs in ``O(n m log m + output)`` without the ``(n, m, m)`` triplet cube (see
+    Runs in ``O(P m + output)`` for ``P`` positive pairs, without the ``(n, m, m)`` cube (see
     ``window_triplets``); the output can still be large, up to every valid triplet.
 
     Args:
@@ -33,7 +33,7 @@ class SemiHardMiner(Miner):
         metric: pairwise metric; embeddings are used as given (normalise them yourself).
 
     Shapes: ``embeddings (batch, dim)``, ``labels (batch,)``; returns ``Triplets`` of ``(k,)``
-    int64 tensors, grouped by ``(a, p)`` with negatives in increasing distance.
+    int64 tensors, grouped by ``(a, p)`` with negatives in increasing index.
 
     Example:
         >>> import torch
@@ -70,7 +70,7 @@ class HardNegativeMiner(Miner):
 
     Paper: the triplet selection of "FaceNet", Schroff et al., CVPR 2015 (arXiv:1503.03832).
 
-    Runs in ``O(n m log m + output)`` without the ``(n, m, m)`` triplet cube (see
+    Runs in ``O(P m + output)`` for ``P`` positive pairs, without the ``(n, m, m)`` cube (see
     ``window_triplets``); the output can still be large, up to every valid triplet.
 
     Args:
@@ -78,7 +78,7 @@ class HardNegativeMiner(Miner):
         metric: pairwise metric; embeddings are used as given (normalise them yourself).
 
     Shapes: ``embeddings (batch, dim)``, ``labels (batch,)``; returns ``Triplets`` of ``(k,)``
-    int64 tensors, grouped by ``(a, p)`` with negatives in increasing distance.
+    int64 tensors, grouped by ``(a, p)`` with negatives in increasing index.
 
     Example:
         >>> import torch
