@@ -42,21 +42,6 @@ class _Gram(torch.autograd.Function):
         return (grad + grad.T) @ x
 
 
-class _SafeSqrt(torch.autograd.Function):
-    """``sqrt`` with gradient 0 (instead of ``inf * 0 = NaN``) where the input is 0."""
-
-    @staticmethod
-    def forward(ctx: torch.autograd.function.FunctionCtx, sq: Tensor) -> Tensor:
-        root = sq.sqrt()
-        ctx.save_for_backward(root)
-        return root
-
-    @staticmethod
-    def backward(ctx: torch.autograd.function.FunctionCtx, grad: Tensor) -> Tensor:
-        (root,) = ctx.saved_tensors  # type: ignore[attr-defined]
-        return torch.where(root > 0, grad / (2 * root), 0.0)
-
-
 def _products(x: Tensor, y: Tensor) -> Tensor:
     """``x @ y.T``, with the cheaper symmetric backward when ``y`` is ``x`` (a batch vs itself)."""
     return _Gram.apply(x) if y is x else x @ y.T
@@ -104,14 +89,16 @@ def squared_euclidean_distance(x: Tensor, y: Tensor) -> Tensor:
 def euclidean_distance(x: Tensor, y: Tensor) -> Tensor:
     """``|x_i - y_j|``: ``(n, m)``.
 
-    Computed through one matrix product; the gradient at a zero distance (an item with itself)
-    is 0 instead of the ``NaN`` that a plain ``sqrt`` gives.
+    Computed by ``torch.cdist`` through one matrix product; the gradient at a zero distance (an
+    item with itself) is 0 instead of the ``NaN`` that a plain ``sqrt`` gives.
 
     Example:
         >>> euclidean_distance(torch.tensor([[0.0, 0.0]]), torch.tensor([[3.0, 4.0]]))
         tensor([[5.]])
     """
-    return _SafeSqrt.apply(squared_euclidean_distance(x, y))
+    _check(x, y)
+    # cdist's fused kernels beat the matrix-product formula plus elementwise sqrt at large n
+    return torch.cdist(x, y, compute_mode="use_mm_for_euclid_dist")
 
 
 def paired(x: Tensor, y: Tensor, metric: Metric) -> Tensor:
