@@ -74,7 +74,9 @@ def with_npair_batch(make: Factory, pml_side: bool) -> Factory:
         cache: dict[int, Pairs] = {}
 
         def step(x: Tensor, y: Tensor) -> Tensor:
-            idx = cache.setdefault(0, npair_batch(y))
+            if 0 not in cache:  # built once: the batch structure is fixed
+                cache[0] = npair_batch(y)
+            idx = cache[0]
             return fn(x, y, indices_tuple=tuple(idx)) if pml_side else fn(x, y, indices=idx)
 
         return step
