@@ -6,15 +6,15 @@ import torch
 from torch import Tensor, nn
 
 from ..distances import Metric, check_metric
-from ..indices import MinedIndices, as_pairs
+from ..indices import MinedIndices
 from ._common import (
     LOSSES,
     Reduction,
     check_inputs,
     check_positive,
     check_reduction,
-    label_masks,
     masked_logsumexp,
+    pair_masks,
     zero_loss,
 )
 from .ntxent import similarity_logits
@@ -92,14 +92,7 @@ class SupConLoss(nn.Module):
     ) -> Tensor:
         ref, ref_lab, is_self = check_inputs(embeddings, labels, ref_embeddings, ref_labels)
         logits = similarity_logits(embeddings, ref, self.metric, self.temperature)  # (n, m)
-        if indices is None:
-            pos, neg = label_masks(labels, ref_lab, is_self)
-        else:
-            pairs = as_pairs(indices)
-            pos = torch.zeros(logits.shape, dtype=torch.bool, device=logits.device)
-            neg = torch.zeros_like(pos)
-            pos[pairs.a1, pairs.p] = True
-            neg[pairs.a2, pairs.n] = True
+        pos, neg = pair_masks(labels, ref_lab, is_self, indices)
         if not bool(neg.any()):
             per_anchor = logits.sum(dim=1) * 0.0  # nothing to contrast against
         else:
