@@ -1,0 +1,166 @@
+"""File-backed generic formats: a folder per class, and a CSV of paths and labels."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from .base import DATASETS, FileOptions, LabeledDataset
+from .images import CheckMode, ImageSize
+
+_TRUE = {"1", "true", "yes", "y", "t"}
+_FALSE = {"0", "false", "no", "n", "f", ""}
+
+
+def _class_files(folder: Path) -> list[Path]:
+    """The non-hidden files directly inside ``folder``, sorted by name."""
+    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+
+
+@DATASETS.register("folder")
+class ImageFolderDataset(LabeledDataset):
+    """Images in a folder per class: ``root/<class_name>/<file>`` (root/split/... with a split).
+
+    Classes are the non-hidden sub-folders, numbered in sorted name order; every non-hidden
+    file directly inside one is an item, and files that cannot be decoded as images are skipped
+    and reported (see :mod:`deepmetric.data.images`). A class whose files are all unreadable
+    has no items and is left out. ``split`` (e.g. ``"train"``) reads ``root/<split>/`` instead.
+
+    Example:
+        >>> import tempfile
+        >>> from PIL import Image
+        >>> root = Path(tempfile.mkdtemp())
+        >>> for name in ("cat", "dog"):
+        ...     (root / name).mkdir()
+        ...     Image.new("RGB", (4, 4)).save(root / name / "a.png")
+        >>> data = ImageFolderDataset(root, image_size=2)
+        >>> data.class_names, data[1][0].shape, data[1][1]
+        (['cat', 'dog'], torch.Size([3, 2, 2]), 1)
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        split: str | None = None,
+        *,
+        image_size: ImageSize = None,
+        channels: int = 3,
+        strict: bool = False,
+        check: CheckMode = "fast",
+    ) -> None:
+        folder = Path(root) if split is None else Path(root) / split
+        paths, raw, classes = folder_items(folder)
+        options = FileOptions(image_size, channels, strict, check, dict(enumerate(classes)))
+        self._set_files(paths, raw, {}, options)
+
+
+def folder_items(folder: Path) -> tuple[list[str], np.ndarray, list[str]]:
+    """``(paths, class index of each, class names)`` of a folder-per-class tree."""
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"{folder} is not a directory; expected one sub-folder of images per class "
+            "(<folder>/<class_name>/<image>)"
+        )
+    classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        raise ValueError(f"{folder} has no class sub-folders (<folder>/<class_name>/<image>)")
+    files = [_class_files(folder / name) for name in classes]
+    paths = [str(p) for group in files for p in group]
+    raw = np.repeat(np.arange(len(classes)), [len(group) for group in files])
+    return paths, raw, classes
+
+
+def _parse_bool(value: str, column: str, path: Path, line: int) -> bool:
+    word = value.strip().lower()
+    if word not in _TRUE | _FALSE:
+        raise ValueError(f"{path} line {line}: {column} must be 0/1 or true/false; got {value!r}")
+    return word in _TRUE
+
+
+def _numbers_or_strings(values: list[str]) -> np.ndarray:
+    """Integers when every value is one (so "10" sorts after "9"), else the strings."""
+    try:
+        return np.array([int(v) for v in values], dtype=np.int64)
+    except ValueError:
+        return np.array(values, dtype=str)
+
+
+def _read_csv(path: Path) -> tuple[list[dict[str, str]], list[str]]:
+    with open(path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        rows = list(reader)
+        columns = [c.strip() for c in reader.fieldnames or []]
+    missing = [c for c in ("path", "label") if c not in columns]
+    if missing:
+        raise ValueError(
+            f"{path} must have a header with columns path,label (optional: split, is_query, "
+            f"is_gallery, camera); missing {', '.join(missing)}, found {columns}"
+        )
+    rows = [{(k or "").strip(): (v or "").strip() for k, v in row.items()} for row in rows]
+    return rows, columns
+
+
+@DATASETS.register("csv")
+class CSVDataset(LabeledDataset):
+    """Images listed in a CSV file: columns ``path,label`` and optionally ``split``,
+    ``is_query``, ``is_gallery``, ``camera``.
+
+    ``root`` is the CSV file; relative paths are resolved against its folder. Labels may be
+    integers (numbered in numeric order) or names (sorted). With ``split``, only rows whose
+    ``split`` column equals it are kept. ``is_query``/``is_gallery`` (0/1 or true/false) become
+    bool arrays and ``camera`` an int array (strings if not all integers) in ``extra``, with
+    ``split`` when the column exists.
+
+    Example:
+        >>> import tempfile
+        >>> from PIL import Image
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> Image.new("L", (2, 2)).save(folder / "a.png")
+        >>> _ = (folder / "items.csv").write_text("path,label,split\\na.png,7,test\\n")
+        >>> data = CSVDataset(folder / "items.csv", split="test")
+        >>> data.class_names, data.extra["split"].tolist()
+        (['7'], ['test'])
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        split: str | None = None,
+        *,
+        image_size: ImageSize = None,
+        channels: int = 3,
+        strict: bool = False,
+        check: CheckMode = "fast",
+    ) -> None:
+        path = Path(root)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"csv dataset: {path} does not exist; root must be the CSV file"
+            )
+        rows, columns = _read_csv(path)
+        lines = list(range(2, len(rows) + 2))
+        if split is not None:
+            if "split" not in columns:
+                raise ValueError(f"{path} has no 'split' column; pass split=None or add the column")
+            found = sorted({row["split"] for row in rows})
+            lines = [n for n, row in zip(lines, rows, strict=True) if row["split"] == split]
+            rows = [row for row in rows if row["split"] == split]
+            if not rows:
+                raise ValueError(f"{path} has no rows with split={split!r}; splits found: {found}")
+        extra: dict[str, np.ndarray] = {}
+        for column in ("is_query", "is_gallery"):
+            if column in columns:
+                values = [
+                    _parse_bool(r[column], column, path, n)
+                    for r, n in zip(rows, lines, strict=True)
+                ]
+                extra[column] = np.array(values, dtype=bool)
+        if "camera" in columns:
+            extra["camera"] = _numbers_or_strings([row["camera"] for row in rows])
+        if "split" in columns:
+            extra["split"] = np.array([row["split"] for row in rows], dtype=str)
+        paths = [str(path.parent / row["path"]) for row in rows]
+        raw = _numbers_or_strings([row["label"] for row in rows])
+        self._set_files(paths, raw, extra, FileOptions(image_size, channels, strict, check))
