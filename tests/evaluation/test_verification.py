@@ -170,7 +170,7 @@ def test_properties(raw: list[int], data: st.DataObject) -> None:
 
 
 @settings(deadline=None, max_examples=30)
-@given(st.integers(2, 20), st.integers(2, 20), st.integers(0, 100))
+@given(st.integers(2, 60), st.integers(2, 60), st.integers(0, 100))
 def test_perfect_separation(n_same: int, n_diff: int, seed: int) -> None:
     rng = np.random.default_rng(seed)
     # a gap wider than either group: any midpoint threshold learnt on one fold fits the other
@@ -218,6 +218,8 @@ def test_bad_options_are_rejected() -> None:
     scores, same = pairs(20, seed=0, tied=False)
     with pytest.raises(ValueError, match=r"fars must lie in \[0, 1\]"):
         tar_at_far(scores, same, fars=(1.5,))
+    with pytest.raises(ValueError, match="fars must differ in their first digit"):
+        tar_at_far(scores, same, fars=(0.1, 0.12))
     with pytest.raises(ValueError, match=r"folds must be in \[2, 20\]"):
         kfold_accuracy(scores, same, folds=21)
     with pytest.raises(ValueError, match="fold_ids has 2 distinct folds; folds=10"):

@@ -190,17 +190,16 @@ def tar_at_far(
     s, same = _check_pairs(scores, is_same)
     roc = roc_curve(s, same, higher_is_similar=higher_is_similar)
     positions = _far_positions(roc, fars)
-    floor = 1.0 / float((~same).sum())
-    result = {}
-    for far, pos in zip(fars, positions, strict=True):
-        result[f"tar_at_far_{far:.0e}"] = float(roc.tpr[pos]) if far >= floor else float("nan")
-    too_low = [f for f in fars if f < floor]
-    if too_low:
-        warnings.warn(
-            f"FAR {too_low} below 1/{int((~same).sum())} different pairs cannot be measured; "
-            "reported as NaN",
-            stacklevel=2,
-        )
+    negatives = int((~same).sum())
+    result = {
+        f"tar_at_far_{far:.0e}": float(roc.tpr[pos]) if far >= 1 / negatives else float("nan")
+        for far, pos in zip(fars, positions, strict=True)
+    }
+    if len(result) != len(fars):
+        raise ValueError(f"fars must differ in their first digit (keys {{far:.0e}}); got {fars}")
+    if any(far < 1 / negatives for far in fars):
+        message = f"FARs below 1/{negatives} different pairs cannot be measured; reported as NaN"
+        warnings.warn(message, stacklevel=2)
     return result
 
 
@@ -238,12 +237,8 @@ def _fold_ids(n: int, folds: int, fold_ids: Any) -> np.ndarray[Any, Any]:
     return np.unique(ids, return_inverse=True)[1]
 
 
-def best_accuracy_threshold(s: FloatArray, same: np.ndarray[Any, Any]) -> float:
-    """The threshold ``t`` maximising the accuracy of ``s > t`` on these pairs (``s`` similarity).
-
-    Candidates are the midpoints between consecutive distinct scores plus ``+-inf``; ties go to
-    the highest threshold.
-    """
+def _best_accuracy_threshold(s: FloatArray, same: np.ndarray[Any, Any]) -> float:
+    """The midpoint threshold ``t`` maximising the accuracy of ``s > t``; ties: the highest."""
     tp, fp, values = _counts(s, same)
     accuracy = tp + (fp[-1] - fp)  # accepted same + rejected different
     best = int(np.argmax(accuracy))
@@ -264,8 +259,9 @@ def kfold_accuracy(
 ) -> KFoldAccuracy:
     """Accuracy under the LFW k-fold protocol.
 
-    For each fold, the threshold maximising accuracy on the other folds (see
-    ``best_accuracy_threshold``) is applied to the held-out fold. Follows "Labeled Faces in the
+    For each fold, the threshold maximising accuracy on the other folds is applied to the held-out
+    fold; candidates are the midpoints between consecutive distinct scores (and ``+-inf``), ties
+    going to the strictest. Follows "Labeled Faces in the
     Wild" (Huang et al., 2007, http://vis-www.cs.umass.edu/lfw/), whose pairs.txt lists 10
     consecutive sets: the default folds are consecutive and equal, and ``fold_ids: (n,)`` can give
     any other split (then ``folds`` must be its number of distinct ids). The midpoint thresholds
@@ -283,7 +279,7 @@ def kfold_accuracy(
         held = ids == k
         if same[~held].all() or not same[~held].any():
             raise ValueError(f"the training folds for fold {k} hold only one kind of pair")
-        t = best_accuracy_threshold(oriented[~held], same[~held])
+        t = _best_accuracy_threshold(oriented[~held], same[~held])
         accuracies[k] = np.mean((oriented[held] > t) == same[held])
         thresholds[k] = t if higher_is_similar else -t
     return KFoldAccuracy(float(accuracies.mean()), float(accuracies.std()), accuracies, thresholds)
