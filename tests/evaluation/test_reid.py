@@ -151,7 +151,7 @@ def test_bad_input_is_rejected() -> None:
     with pytest.raises(ValueError, match=r"max_rank must be in \[1, 4\]"):
         reid_metrics(q, g, **ids, gallery_cams=cams, max_rank=5)
     with pytest.raises(ValueError, match="metric must be one of"):
-        reid_metrics(q, g, **ids, gallery_cams=cams, max_rank=4, metric="manhattan")  # type: ignore[arg-type]
+        reid_metrics(q, g, **ids, gallery_cams=cams, max_rank=4, metric="manhattan")
     with pytest.raises(ValueError, match="block_size must be >= 1"):
         reid_metrics(q, g, **ids, gallery_cams=cams, max_rank=4, block_size=0)
     with pytest.raises(ValueError, match="no query has a true match"):
