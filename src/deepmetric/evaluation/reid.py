@@ -79,13 +79,19 @@ def _block_stats(
     match = same_id & ~junk
     rank = torch.cumsum(~junk, dim=1)  # 1-based rank among non-junk items
     hits = torch.cumsum(match, dim=1)  # matches seen so far
+    # matches are few: work on their (row, col) positions only, in row-major order
+    rows, cols = match.nonzero(as_tuple=True)
+    match_rank = rank[rows, cols]
     num_matches = match.sum(1)
     valid = num_matches > 0
-    precision = torch.where(match, hits.double() / rank, 0.0).sum(1)
-    ap = precision / num_matches.clamp_min(1)
-    first = torch.where(match, rank, dist.shape[1] + 1).amin(1)
-    last = torch.where(match, rank, 0).amax(1)
-    inp = num_matches / last.clamp_min(1).double()
+    precision = hits[rows, cols].double() / match_rank
+    ap = torch.zeros(len(dist), dtype=torch.float64).index_add_(0, rows, precision)
+    ap = ap / num_matches.clamp_min(1)
+    first = torch.full_like(num_matches, dist.shape[1] + 1).scatter_reduce_(
+        0, rows, match_rank, "amin"
+    )
+    last = torch.ones_like(num_matches).scatter_reduce_(0, rows, match_rank, "amax")
+    inp = num_matches / last.double()
     cmc = first[:, None] <= torch.arange(1, max_rank + 1)
     return valid, cmc, ap, inp
 
