@@ -72,12 +72,12 @@ def make_folder(root: Path, classes: dict[str, int]) -> list[Row]:
 
 
 def make_cub(root: Path) -> dict[str, list[Row]]:
-    """Classes 1, 2 (train) and 101, 102 (test) of the 200, two images each."""
+    """Classes 1, 100 (train) and 101, 200 (test) of the 200, two images each."""
     classes = {
         1: "001.Black_footed_Albatross",
-        2: "002.Laysan_Albatross",
+        100: "100.Brown_Pelican",
         101: "101.White_Pelican",
-        102: "102.Western_Wood_Pewee",
+        200: "200.Common_Yellowthroat",
     }
     images, labels, out = [], [], {"train": [], "test": []}
     image_id = 0
@@ -143,7 +143,10 @@ def make_sop(root: Path) -> dict[str, list[Row]]:
 
 
 def make_inshop(root: Path, official: bool = True) -> dict[str, list[Row]]:
-    """Items 02 and 05 train; 07 and 09 in query and gallery. ``official``: Eval/ + Img/."""
+    """Items 02, 05 train; 07, 09 in query and gallery; 11 in the gallery only.
+
+    ``official``: the list in Eval/, images under Img/; else both in ``root``.
+    """
     entries = [
         ("02", "train"),
         ("02", "train"),
@@ -153,6 +156,7 @@ def make_inshop(root: Path, official: bool = True) -> dict[str, list[Row]]:
         ("07", "gallery"),
         ("09", "query"),
         ("09", "gallery"),
+        ("11", "gallery"),
     ]
     images = root / "Img" if official else root
     lines, out = [], {"train": [], "query": [], "gallery": []}

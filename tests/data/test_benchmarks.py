@@ -61,7 +61,7 @@ def test_inshop_query_and_gallery_share_labels(tmp_path: Path, official: bool) -
     for split in ("train", "query", "gallery", "test"):
         fx.assert_matches(InShop(tmp_path, split), rows[split])
     query, gallery = InShop(tmp_path, "query"), InShop(tmp_path, "gallery")
-    assert query.class_names == gallery.class_names == ["id_00000007", "id_00000009"]
+    assert query.class_names == gallery.class_names == ["id_00000007", "id_00000009", "id_00000011"]
     assert InShop(tmp_path, "train").class_names == ["id_00000002", "id_00000005"]
 
 

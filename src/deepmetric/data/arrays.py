@@ -54,7 +54,7 @@ class ArrayDataset(LabeledDataset):
     images must already lie in [0, 1]. Images are resized to ``image_size`` when read, with
     torch's anti-aliased bilinear interpolation (close to PIL's bilinear resize). Raw labels are
     numbered in sorted order unless ``class_names`` is given, in which case ``labels`` must be
-    ids into it.
+    ids into it. ``channels`` is the images' channel count (1 for vectors).
 
     Example:
         >>> data = ArrayDataset(np.eye(3, dtype=np.float32), ["b", "a", "b"])

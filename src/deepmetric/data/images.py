@@ -139,7 +139,7 @@ def check_images(
         warnings.warn(
             f"{owner}: skipped {len(skipped)} of {len(paths)} image file(s) that cannot be "
             f"read: {listed}{more}. The full list is in dataset.skipped",
-            stacklevel=3,
+            stacklevel=4,  # check_images <- _set_files <- the dataset's __init__ <- the caller
         )
     return keep, skipped
 

@@ -14,7 +14,7 @@ from .images import CheckMode, ImageSize
 
 MARKET_URL = "https://zheng-lab.cecs.anu.edu.au/Project/project_reid.html"
 _NAME = re.compile(r"^(-1|\d+)_c(\d+)s(\d+)_(\d+)_(\d+)\.jpg$", re.IGNORECASE)
-_FOLDERS = {"train": ["bounding_box_train"], "query": ["query"], "gallery": ["bounding_box_test"]}
+_FOLDERS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
 
 
 def _scan(folder: Path) -> tuple[list[str], list[tuple[int, int]], list[tuple[str, str]]]:
@@ -68,9 +68,7 @@ class Market1501(LabeledDataset):
         check_split(split, ("train", "query", "gallery", "test"), "Market-1501")
         base = Path(root)
         folders = ["train"] if split == "train" else ["query", "gallery"]
-        scans = {
-            f: _scan(require(base / _FOLDERS[f][0], "Market-1501", MARKET_URL)) for f in folders
-        }
+        scans = {f: _scan(require(base / _FOLDERS[f], "Market-1501", MARKET_URL)) for f in folders}
         classes = None
         if split != "train":
             classes = np.unique([pid for f in folders for pid, _ in scans[f][1]])
