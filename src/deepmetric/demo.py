@@ -15,7 +15,8 @@ import torch
 from torch import Tensor, nn
 
 from . import losses, miners
-from .evaluation import recall_at_k
+from .distances import Metric
+from .evaluation import retrieval_metrics
 from .samplers import MPerClassSampler
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ def run_digits_demo(
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     model.eval()
     with torch.no_grad():
-        initial = recall_at_k(model(x_test), y_test, ks=(1,))["recall_at_1"]
+        initial = _recall(model(x_test), y_test, (1,), "cosine")["recall_at_1"]
     value = torch.zeros(())
     for epoch in range(epochs):
         sampler.set_epoch(epoch)
@@ -89,10 +90,13 @@ def run_digits_demo(
         log.info("epoch %d loss %.4f", epoch + 1, float(value.detach()))
     model.eval()
     with torch.no_grad():
-        result = recall_at_k(model(x_test), y_test, ks=(1, 2, 4, 8))
+        result = _recall(model(x_test), y_test, (1, 2, 4, 8), "cosine")
     result["initial_recall_at_1"] = initial
-    result["pixels_recall_at_1"] = recall_at_k(x_test, y_test, ks=(1,), metric="euclidean")[
-        "recall_at_1"
-    ]
+    result["pixels_recall_at_1"] = _recall(x_test, y_test, (1,), "euclidean")["recall_at_1"]
     result["final_loss"] = float(value.detach())
     return result
+
+
+def _recall(x: Tensor, y: Tensor, ks: tuple[int, ...], metric: Metric) -> dict[str, float]:
+    found = retrieval_metrics(x, y, ks=ks, metric=metric, include=["recall_at_k"])
+    return {f"recall_at_{k}": found[f"recall_at_{k}"] for k in ks}

@@ -1,5 +1,41 @@
-"""Evaluation protocols for learned embeddings."""
+"""Evaluation protocols for learned embeddings: exact or faiss kNN, and the metrics of retrieval,
+clustering, verification, re-identification, few-shot recognition and anomaly detection."""
 
-from .retrieval import recall_at_k
+from .clustering import clustering_metrics, kmeans_labels, partition_scores
+from .fewshot import FewShotResult, fewshot_accuracy
+from .knn import Neighbors, knn
+from .reid import ReidResult, reid_metrics, reid_metrics_from_distances
+from .retrieval import METRICS, per_class_metrics, query_metrics, retrieval_metrics
+from .verification import (
+    equal_error_rate,
+    kfold_accuracy,
+    roc_auc,
+    roc_curve,
+    tar_at_far,
+    threshold_at_far,
+    verification_metrics,
+)
 
-__all__ = ["recall_at_k"]
+__all__ = [
+    "METRICS",
+    "FewShotResult",
+    "Neighbors",
+    "ReidResult",
+    "clustering_metrics",
+    "equal_error_rate",
+    "fewshot_accuracy",
+    "kfold_accuracy",
+    "kmeans_labels",
+    "knn",
+    "partition_scores",
+    "per_class_metrics",
+    "query_metrics",
+    "reid_metrics",
+    "reid_metrics_from_distances",
+    "retrieval_metrics",
+    "roc_auc",
+    "roc_curve",
+    "tar_at_far",
+    "threshold_at_far",
+    "verification_metrics",
+]

@@ -1,61 +1,228 @@
-"""Retrieval metrics computed exactly, in query blocks so memory stays bounded."""
+"""Retrieval metrics, exact, from the k nearest neighbours of every query.
+
+A reference item is *relevant* to a query when it has the query's label and is admissible (not
+the query itself in self-retrieval, not in the query's group when groups are given). ``R`` is a
+query's number of relevant items. The neighbours are found once, with ``K = max(max(ks), R_max)``
+so that every R-based metric sees all the ranks it needs; full mAP and MRR, which need ranks
+beyond ``K`` for queries whose relevant items are not all among their K nearest, rank those
+queries against the whole reference set in blocks.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import warnings
+from collections.abc import Collection, Sequence
 
 import torch
 from torch import Tensor
 
-from ..distances import Metric, check_metric, is_similarity, pairwise
+from ..distances import Metric, check_metric
+from .knn import ArrayLike, _groups, as_embeddings, as_ids, knn
+from .ranks import full_ranks
+
+METRICS = ("precision_at_1", "recall_at_k", "r_precision", "map_at_r", "map", "ndcg_at_k", "mrr")
 
 
-def recall_at_k(
-    embeddings: Tensor,
-    labels: Tensor,
+def retrieval_metrics(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    *,
+    reference: ArrayLike | None = None,
+    reference_labels: ArrayLike | None = None,
     ks: Sequence[int] = (1, 2, 4, 8),
     metric: Metric = "cosine",
-    block_size: int = 1024,
+    query_groups: ArrayLike | None = None,
+    reference_groups: ArrayLike | None = None,
+    include: Collection[str] = METRICS,
+    backend: str = "exact",
 ) -> dict[str, float]:
-    """Recall@k in the metric-learning sense: the share of queries with a same-class item among
-    their k nearest neighbours, each item querying all the others (itself excluded).
+    """Precision@1, Recall@k, R-precision, MAP@R, mAP, NDCG@k and MRR of a retrieval.
 
-    Ties are broken towards the lower index. Memory is ``O(block_size * n)``.
+    For a query with relevance ``rel_i`` at rank ``i`` (1-based) and ``R`` relevant items:
+    ``recall_at_k = max_{i<=k} rel_i`` (a hit among the k nearest, the metric-learning sense);
+    ``r_precision = sum_{i<=R} rel_i / R``; ``map_at_r = sum_{i<=R} P(i) rel_i / R`` with
+    ``P(i)`` the precision at i (Musgrave et al., "A Metric Learning Reality Check", ECCV 2020,
+    arXiv:2003.08505); ``map`` is average precision over the full ranking; ``ndcg_at_k`` uses
+    binary gains and ``log2(i + 1)`` discounts; ``mrr`` is ``1 / rank`` of the first relevant.
+    Each is averaged over the queries with ``R >= 1``; the others are excluded, counted in
+    ``num_excluded`` and reported with a warning, as pytorch-metric-learning does.
 
     Args:
-        embeddings: ``(n, dim)``.
-        labels: ``(n,)`` integer class labels.
-        ks: the cut-offs; each must be in ``[1, n - 1]``.
+        embeddings: ``(n, dim)`` queries; without a reference each queries all the others.
+        labels: ``(n,)`` integer classes.
+        reference, reference_labels: ``(m, dim)`` and ``(m,)``, the gallery searched.
+        ks: cut-offs for ``recall_at_k`` and ``ndcg_at_k``.
+        metric: ``cosine``, ``dot``, ``euclidean`` or ``squared_euclidean``.
+        query_groups, reference_groups: integer ids; an item of the query's group is neither
+            retrieved nor relevant (same camera, duplicates). See :func:`knn`.
+        include: the metric families to compute, a subset of ``METRICS``.
+        backend: ``"exact"`` or a faiss backend (see :func:`knn`); ``map`` and ``mrr`` always
+            rank exactly.
 
     Returns:
-        ``{"recall_at_1": ..., ...}``, floats in [0, 1].
+        A flat dict of floats: ``precision_at_1``, ``recall_at_{k}``, ``r_precision``,
+        ``map_at_r``, ``map``, ``ndcg_at_{k}``, ``mrr`` (those in ``include``), and
+        ``num_queries`` and ``num_excluded``.
 
     Example:
         >>> x = torch.tensor([[0.0, 1.0], [0.1, 1.0], [1.0, 0.0], [1.0, 0.2]])
-        >>> recall_at_k(x, torch.tensor([0, 0, 1, 2]), ks=(1,))
-        {'recall_at_1': 0.5}
+        >>> scores = retrieval_metrics(x, torch.tensor([0, 0, 1, 2]), ks=(1,))
+        >>> scores["precision_at_1"], scores["num_excluded"]
+        (1.0, 2.0)
     """
+    per_query, valid = query_metrics(
+        embeddings, labels, reference=reference, reference_labels=reference_labels, ks=ks,
+        metric=metric, query_groups=query_groups, reference_groups=reference_groups,
+        include=include, backend=backend,
+    )  # fmt: skip
+    n_valid = int(valid.sum())
+    out = {name: float(values[valid].double().mean()) for name, values in per_query.items()}
+    return {**out, "num_queries": float(n_valid), "num_excluded": float(len(valid) - n_valid)}
+
+
+def per_class_metrics(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    *,
+    reference: ArrayLike | None = None,
+    reference_labels: ArrayLike | None = None,
+    ks: Sequence[int] = (1, 2, 4, 8),
+    metric: Metric = "cosine",
+    include: Collection[str] = METRICS,
+) -> dict[int, dict[str, float]]:
+    """:func:`retrieval_metrics` averaged over the queries of each class: ``{label: {...}}``.
+
+    Classes whose queries all have no relevant item are left out.
+
+    Example:
+        >>> x = torch.tensor([[0.0, 1.0], [0.1, 1.0], [1.0, 0.0], [1.0, 0.2]])
+        >>> per_class_metrics(x, torch.tensor([0, 0, 1, 1]), ks=(1,), include=["recall_at_k"])
+        {0: {'recall_at_1': 1.0}, 1: {'recall_at_1': 1.0}}
+    """
+    per_query, valid = query_metrics(
+        embeddings, labels, reference=reference, reference_labels=reference_labels, ks=ks,
+        metric=metric, include=include,
+    )  # fmt: skip
+    y = torch.as_tensor(labels).long()
+    result: dict[int, dict[str, float]] = {}
+    for label in torch.unique(y[valid]).tolist():
+        rows = valid & (y == label)
+        result[label] = {name: float(v[rows].double().mean()) for name, v in per_query.items()}
+    return result
+
+
+def query_metrics(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    *,
+    reference: ArrayLike | None = None,
+    reference_labels: ArrayLike | None = None,
+    ks: Sequence[int] = (1, 2, 4, 8),
+    metric: Metric = "cosine",
+    query_groups: ArrayLike | None = None,
+    reference_groups: ArrayLike | None = None,
+    include: Collection[str] = METRICS,
+    backend: str = "exact",
+) -> tuple[dict[str, Tensor], Tensor]:
+    """Every metric of :func:`retrieval_metrics` per query, and the ``(n,)`` mask of queries
+    with at least one relevant item (the others hold meaningless values)."""
     check_metric(metric)
-    n = embeddings.shape[0]
-    if embeddings.dim() != 2 or labels.shape != (n,):
-        raise ValueError(
-            f"embeddings must be (n, dim) and labels (n,); got "
-            f"{tuple(embeddings.shape)} and {tuple(labels.shape)}"
+    q = as_embeddings(embeddings, "embeddings")
+    y = as_ids(labels, q.shape[0], "labels")
+    if (reference is None) != (reference_labels is None):
+        raise ValueError("reference and reference_labels must be given together")
+    r = q if reference is None else as_embeddings(reference, "reference")
+    ry = y if reference_labels is None else as_ids(reference_labels, r.shape[0], "reference_labels")
+    if r.shape[1] != q.shape[1]:
+        raise ValueError(f"reference must have dim {q.shape[1]} like embeddings; got {r.shape[1]}")
+    unknown = sorted(set(include) - set(METRICS))
+    if unknown:
+        raise ValueError(f"include must name metrics among {list(METRICS)}; got {unknown}")
+    is_self = reference is None
+    qg, rg = _groups(query_groups, reference_groups, q.shape[0], r.shape[0], is_self)
+    limit = r.shape[0] - int(is_self)
+    bad = [k for k in ks if not 1 <= k <= limit]
+    if bad or not ks:
+        raise ValueError(f"ks must be non-empty and lie in [1, {limit}]; got {list(ks)}")
+    relevant = relevant_counts(y, ry, qg, rg, is_self)
+    valid = relevant > 0
+    if not bool(valid.all()):
+        warnings.warn(
+            f"{int((~valid).sum())} of {len(valid)} queries have no relevant item in the "
+            "reference set and are excluded from the averages",
+            stacklevel=3,
         )
-    bad = [k for k in ks if not 1 <= k < n]
-    if bad:
-        raise ValueError(f"ks must lie in [1, {n - 1}] for {n} items; got {bad}")
-    kmax = max(ks)
-    hits = torch.zeros(len(ks))
-    with torch.no_grad():
-        for start in range(0, n, block_size):
-            block = embeddings[start : start + block_size]
-            score = pairwise(block, embeddings, metric)
-            score = score if is_similarity(metric) else -score
-            rows = torch.arange(block.shape[0])
-            score[rows, rows + start] = -torch.inf  # never retrieve the query itself
-            nearest = score.topk(kmax, dim=1).indices  # (block, kmax)
-            match = labels[nearest] == labels[start : start + block_size, None]
-            first = torch.where(match.any(1), match.float().argmax(1), kmax)  # rank of 1st hit
-            hits += torch.stack([(first < k).sum() for k in ks]).float()
-    return {f"recall_at_{k}": float(h) / n for k, h in zip(ks, hits, strict=True)}
+    needs_r = bool({"r_precision", "map_at_r", "map", "mrr"} & set(include))
+    k = min(limit, max(max(ks), int(relevant.max()) if needs_r else 0))
+    neighbours = knn(q, None if is_self else r, k=k, metric=metric, query_groups=qg,
+                     reference_groups=rg, backend=backend)  # fmt: skip
+    found = neighbours.indices
+    rel = (found >= 0) & (ry[found.clamp_min(0)] == y[:, None])
+    out = _ranked_metrics(rel, relevant, ks, set(include))
+    if {"map", "mrr"} & set(include):
+        rows = (valid & (rel.sum(1) < relevant)).nonzero().squeeze(1)
+        if len(rows) > 0:
+            ap, rr = full_ranks(q, r, y, ry, rows, metric, qg, rg, is_self)
+            for name, values in (("map", ap), ("mrr", rr)):
+                if name in out:
+                    out[name][rows] = values
+    return out, valid
+
+
+def relevant_counts(
+    labels: Tensor,
+    reference_labels: Tensor,
+    query_groups: Tensor | None,
+    reference_groups: Tensor | None,
+    is_self: bool,
+) -> Tensor:
+    """``(n,)`` number of admissible reference items sharing each query's label."""
+    total = _count_matches(labels[:, None], reference_labels[:, None])
+    if query_groups is not None and reference_groups is not None:
+        # same label and same group: not admissible (this covers the query itself)
+        query_keys = torch.stack([labels, query_groups], 1)
+        reference_keys = torch.stack([reference_labels, reference_groups], 1)
+        return total - _count_matches(query_keys, reference_keys)
+    return total - int(is_self)
+
+
+def _count_matches(query_keys: Tensor, reference_keys: Tensor) -> Tensor:
+    """For each query row, how many reference rows equal it."""
+    keys, inverse = torch.unique(torch.cat([query_keys, reference_keys]), dim=0,
+                                 return_inverse=True)  # fmt: skip
+    counts = torch.bincount(inverse[len(query_keys) :], minlength=len(keys))
+    return counts[inverse[: len(query_keys)]]
+
+
+def _ranked_metrics(
+    rel: Tensor, relevant: Tensor, ks: Sequence[int], include: set[str]
+) -> dict[str, Tensor]:
+    """Per-query metrics from ``rel: (n, K)``, the relevance of each query's K nearest."""
+    n, k = rel.shape
+    rank = torch.arange(1, k + 1, dtype=torch.float64)
+    hits = rel.double()
+    cum = hits.cumsum(1)
+    r = relevant.clamp_min(1).double()
+    in_r = rank[None, :] <= r[:, None]
+    out: dict[str, Tensor] = {}
+    if "precision_at_1" in include:
+        out["precision_at_1"] = hits[:, 0]
+    if "recall_at_k" in include:
+        for cut in ks:
+            out[f"recall_at_{cut}"] = hits[:, :cut].amax(1)
+    if "r_precision" in include:
+        out["r_precision"] = (hits * in_r).sum(1) / r
+    if "map_at_r" in include:
+        out["map_at_r"] = (cum / rank * hits * in_r).sum(1) / r
+    if "map" in include:  # exact when all R relevant items are among the K nearest
+        out["map"] = (cum / rank * hits).sum(1) / r
+    if "ndcg_at_k" in include:
+        discount = 1.0 / torch.log2(rank + 1)
+        ideal = discount.cumsum(0)
+        for cut in ks:
+            dcg = (hits[:, :cut] * discount[:cut]).sum(1)
+            out[f"ndcg_at_{cut}"] = dcg / ideal[(r.long().clamp_max(cut) - 1)]
+    if "mrr" in include:
+        first = torch.where(rel.any(1), (hits.argmax(1) + 1).double(), torch.inf)
+        out["mrr"] = 1.0 / first
+    return out

@@ -1,0 +1,155 @@
+"""k nearest neighbours through a faiss index (flat, IVF, HNSW, ... by factory string).
+
+Masks that faiss cannot apply (the query itself, same-group items) are applied by asking for
+more neighbours and dropping the excluded ones. Approximate indexes report their neighbour recall
+against the exact torch search on a seeded sample of queries.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..distances import Metric, is_similarity, normalize_rows
+from .knn import Neighbors, exact_knn
+
+RECALL_SAMPLE = 1000
+
+
+def _faiss() -> Any:
+    try:
+        import faiss
+    except ImportError as err:  # pragma: no cover - faiss-cpu is a dependency
+        raise ImportError("the faiss backends need faiss; pip install faiss-cpu") from err
+    return faiss
+
+
+def parse_backend(backend: str) -> tuple[str, str]:
+    """Factory string and search parameters: ``"faiss:HNSW32|efSearch=128"`` -> both parts."""
+    if backend == "faiss":
+        return "Flat", ""
+    if not backend.startswith("faiss:") or len(backend) == len("faiss:"):
+        raise ValueError(
+            "backend must be 'exact', 'faiss' or 'faiss:<factory string>[|<search parameters>]' "
+            f"such as 'faiss:HNSW32|efSearch=128'; got {backend!r}"
+        )
+    factory, _, params = backend[len("faiss:") :].partition("|")
+    return factory, params
+
+
+def build_index(vectors: np.ndarray, metric: Metric, factory: str, params: str, k: int) -> Any:
+    """A trained faiss index holding ``vectors`` (already normalised for cosine)."""
+    faiss = _faiss()
+    kind = faiss.METRIC_INNER_PRODUCT if is_similarity(metric) else faiss.METRIC_L2
+    try:
+        index = faiss.index_factory(vectors.shape[1], factory, kind)
+    except RuntimeError as err:
+        raise ValueError(f"faiss could not build the index {factory!r}: {err}") from err
+    if faiss.get_num_gpus() > 0:  # pragma: no cover - no GPU in CI
+        index = faiss.index_cpu_to_all_gpus(index)
+    if not index.is_trained:
+        sample = np.random.default_rng(0).permutation(len(vectors))[:100_000]
+        index.train(vectors[np.sort(sample)])
+    index.add(vectors)
+    space = faiss.ParameterSpace()
+    defaults = {"efSearch": max(64, 2 * k), "nprobe": 16}
+    for name, value in defaults.items():
+        try:
+            space.set_index_parameter(index, name, value)
+        except RuntimeError:
+            pass  # the index has no such parameter
+    if params:
+        space.set_index_parameters(index, params)
+    return index
+
+
+def faiss_knn(
+    q: Tensor,
+    r: Tensor | None,
+    k: int,
+    metric: Metric,
+    query_groups: Tensor | None,
+    reference_groups: Tensor | None,
+    backend: str,
+) -> Neighbors:
+    """faiss search on validated tensors (``r=None``: self-retrieval). See :func:`knn`."""
+    factory, params = parse_backend(backend)
+    is_self = r is None
+    ref = q if r is None else r
+
+    def vectors(x: Tensor) -> np.ndarray:
+        x = normalize_rows(x) if metric == "cosine" else x
+        return np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
+
+    qv = vectors(q)
+    rv = qv if is_self else vectors(ref)
+    extra = int(is_self)
+    if reference_groups is not None:
+        extra += int(torch.unique(reference_groups, return_counts=True)[1].max())
+    wanted = min(k + extra, len(rv))
+    index = build_index(rv, metric, factory, params, wanted)
+    scores, indices = index.search(qv, wanted)
+    scores, indices = _drop_excluded(
+        torch.from_numpy(scores),
+        torch.from_numpy(indices),
+        k,
+        is_self,
+        query_groups,
+        reference_groups,
+        -torch.inf if is_similarity(metric) else torch.inf,
+    )
+    if metric == "euclidean":
+        scores = scores.clamp_min(0).sqrt()
+    recall = None
+    if factory.replace(" ", "") != "Flat":
+        recall = _recall(q, r, k, metric, query_groups, reference_groups, indices)
+    return Neighbors(indices=indices, scores=scores.to(q.dtype), metric=metric, recall=recall)
+
+
+def _drop_excluded(
+    scores: Tensor,
+    indices: Tensor,
+    k: int,
+    is_self: bool,
+    query_groups: Tensor | None,
+    reference_groups: Tensor | None,
+    missing: float,
+) -> tuple[Tensor, Tensor]:
+    """Keep the first ``k`` admissible neighbours of each row, in faiss's order."""
+    keep = indices >= 0
+    if is_self:
+        keep &= indices != torch.arange(len(indices))[:, None]
+    if query_groups is not None and reference_groups is not None:
+        keep &= query_groups[:, None] != reference_groups[indices.clamp_min(0)]
+    slot = keep.long().cumsum(1) - 1
+    keep &= slot < k
+    rows = torch.arange(len(indices))[:, None].expand_as(indices)
+    out_scores = torch.full((len(indices), k), missing, dtype=scores.dtype)
+    out_indices = torch.full((len(indices), k), -1, dtype=torch.long)
+    out_scores[rows[keep], slot[keep]] = scores[keep]
+    out_indices[rows[keep], slot[keep]] = indices[keep]
+    return out_scores, out_indices
+
+
+def _recall(
+    q: Tensor,
+    r: Tensor | None,
+    k: int,
+    metric: Metric,
+    query_groups: Tensor | None,
+    reference_groups: Tensor | None,
+    found: Tensor,
+) -> float:
+    """Share of the exact k nearest neighbours of a seeded query sample that were found."""
+    n = q.shape[0]
+    sample = torch.randperm(n, generator=torch.Generator().manual_seed(0))[:RECALL_SAMPLE]
+    sample = sample.sort().values
+    groups = None if query_groups is None else query_groups[sample]
+    own = sample if r is None else None  # a sampled query must not find itself either
+    ref = q if r is None else r
+    truth = exact_knn(q[sample], ref, k, metric, groups, reference_groups, exclude=own).indices
+    hits = (truth[:, :, None] == found[sample][:, None, :]) & (truth[:, :, None] >= 0)
+    return float(hits.any(2).sum()) / max(int((truth >= 0).sum()), 1)

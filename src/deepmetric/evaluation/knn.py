@@ -1,0 +1,342 @@
+"""k nearest neighbours: exact and memory-bounded in torch, or through a faiss index.
+
+The exact backend multiplies blocks of queries by blocks of the reference set and keeps a running
+top-k, so memory is ``O(block_size**2 + n * k)`` and no ``n x n`` matrix ever exists. When the
+queries are the reference set, each block product serves both its rows and its columns (the
+score is symmetric), which halves the multiply-adds, and every item is left out of its own
+neighbours. Ties are broken towards the lower reference index, whatever the block size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..distances import Metric, check_metric, is_similarity, normalize_rows
+
+ArrayLike = Tensor | np.ndarray
+
+
+@dataclass(frozen=True)
+class Neighbors:
+    """The k nearest reference items of every query, nearest first.
+
+    Attributes:
+        indices: ``(n_queries, k)`` int64 positions in the reference set; ``-1`` where a query has
+            fewer than k admissible neighbours (all the others were masked out).
+        scores: ``(n_queries, k)``: similarities for ``cosine``/``dot`` (descending), distances
+            for ``euclidean``/``squared_euclidean`` (ascending); ``-inf``/``inf`` where
+            ``indices`` is -1.
+        metric: the metric used.
+        recall: for an approximate index, the share of the exact k nearest neighbours it returned,
+            measured on a sample of queries; ``None`` for exact search.
+    """
+
+    indices: Tensor
+    scores: Tensor
+    metric: str
+    recall: float | None = None
+
+
+def as_embeddings(x: ArrayLike, name: str) -> Tensor:
+    """A finite floating ``(n, d)`` tensor from a tensor or array; ValueError naming ``name``."""
+    t = torch.as_tensor(x)
+    if t.dim() != 2:
+        raise ValueError(f"{name} must be a 2-D (n, dim) array; got shape {tuple(t.shape)}")
+    if not t.is_floating_point():
+        t = t.float()
+    if not bool(torch.isfinite(t).all()):
+        bad = int((~torch.isfinite(t)).any(1).sum())
+        raise ValueError(f"{name} must be finite; {bad} rows hold NaN or Inf")
+    return t
+
+
+def as_ids(x: ArrayLike, n: int, name: str) -> Tensor:
+    """A ``(n,)`` int64 tensor of labels or group ids, or a ValueError naming ``name``."""
+    t = torch.as_tensor(x)
+    if t.shape != (n,):
+        raise ValueError(f"{name} must have shape ({n},); got {tuple(t.shape)}")
+    if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+        raise ValueError(f"{name} must hold integers; got dtype {t.dtype}")
+    return t.long()
+
+
+def knn(
+    queries: ArrayLike,
+    reference: ArrayLike | None = None,
+    *,
+    k: int,
+    metric: Metric = "cosine",
+    query_groups: ArrayLike | None = None,
+    reference_groups: ArrayLike | None = None,
+    backend: str = "exact",
+    block_size: int = 4096,
+) -> Neighbors:
+    """The ``k`` nearest reference items of every query.
+
+    Args:
+        queries: ``(n, dim)``.
+        reference: ``(m, dim)``; ``None`` searches the queries among themselves, each item
+            excluded from its own neighbours.
+        k: neighbours per query, in ``[1, m]`` (``[1, n - 1]`` without a reference).
+        metric: ``cosine`` (normalises both sides), ``dot``, ``euclidean`` or
+            ``squared_euclidean``.
+        query_groups, reference_groups: ``(n,)`` and ``(m,)`` integer ids; a reference item whose
+            group equals the query's is never returned (the re-id same-camera rule, duplicate
+            images). Without a reference, ``query_groups`` alone serves both sides.
+        backend: ``"exact"`` (torch, blocked), or ``"faiss"`` (flat, exact) or
+            ``"faiss:<factory string>"`` such as ``"faiss:HNSW32"`` or ``"faiss:IVF1024,Flat"``;
+            approximate indexes report their measured ``recall``.
+        block_size: rows and columns per block product of the exact backend.
+
+    Example:
+        >>> x = torch.tensor([[0.0, 1.0], [0.0, 2.0], [3.0, 0.0]])
+        >>> knn(x, k=1, metric="euclidean").indices.tolist()
+        [[1], [0], [0]]
+    """
+    check_metric(metric)
+    q = as_embeddings(queries, "queries")
+    r = q if reference is None else as_embeddings(reference, "reference")
+    if r.shape[1] != q.shape[1]:
+        raise ValueError(f"reference must have dim {q.shape[1]} like queries; got {r.shape[1]}")
+    limit = r.shape[0] - (1 if reference is None else 0)
+    if not 1 <= k <= limit:
+        raise ValueError(f"k must be in [1, {limit}] for a reference set of {r.shape[0]}; got {k}")
+    if block_size < 1:
+        raise ValueError(f"block_size must be >= 1; got {block_size}")
+    qg, rg = _groups(query_groups, reference_groups, q.shape[0], r.shape[0], reference is None)
+    if backend == "exact":
+        return exact_knn(q, None if reference is None else r, k, metric, qg, rg, block_size)
+    from .faiss_knn import faiss_knn
+
+    return faiss_knn(q, None if reference is None else r, k, metric, qg, rg, backend)
+
+
+def _groups(
+    query_groups: ArrayLike | None,
+    reference_groups: ArrayLike | None,
+    n: int,
+    m: int,
+    is_self: bool,
+) -> tuple[Tensor | None, Tensor | None]:
+    if query_groups is None and reference_groups is None:
+        return None, None
+    if query_groups is None:
+        raise ValueError("reference_groups needs query_groups as well")
+    qg = as_ids(query_groups, n, "query_groups")
+    if is_self:
+        if reference_groups is not None:
+            raise ValueError("reference_groups needs a reference set; query_groups serves both")
+        return qg, qg
+    if reference_groups is None:
+        raise ValueError("query_groups needs reference_groups as well")
+    return qg, as_ids(reference_groups, m, "reference_groups")
+
+
+class _TopK:
+    """Running top-k of ``(score, index)`` per row, larger score first, lower index on ties.
+
+    A block is never sorted. Its columns are cut into chunks of ``c``; the k-th largest chunk
+    maximum of a row is at most the row's k-th largest score, so together with the running k-th
+    best it gives a threshold that every entry of the new top-k reaches. Only chunks whose maximum
+    reaches it are read again, and only their entries that reach it are merged.
+    """
+
+    def __init__(self, n: int, k: int, dtype: torch.dtype, device: torch.device) -> None:
+        self.k = k
+        self.scores = torch.full((n, k), -torch.inf, dtype=dtype, device=device)
+        self.indices = torch.full((n, k), -1, dtype=torch.long, device=device)
+
+    def offer(self, rows: slice, score: Tensor, offset: int, dim: int) -> None:
+        """Merge the entries of ``score`` into the rows ``rows``, which lie along ``1 - dim``;
+        an entry's index is ``offset + its position along dim``."""
+        n_rows, n_cols = (score.shape[0], score.shape[1]) if dim == 1 else score.T.shape
+        c = max(1, min(32, n_cols // (2 * self.k)))
+        main = n_cols - n_cols % c
+        # chunks[r, j] is the j-th chunk of row r, (n_live, c) once indexed; the reductions run
+        # along memory in both orientations
+        if dim == 1:
+            grid = score[:, :main].unflatten(1, (main // c, c))  # (rows, n_chunks, c)
+            chunk_max = grid.amax(dim=2)
+
+            def chunks(r: Tensor, j: Tensor) -> Tensor:
+                return grid[r, j]
+        else:
+            grid = score[:main].unflatten(0, (main // c, c))  # (n_chunks, c, rows)
+            chunk_max = grid.amax(dim=1).T
+
+            def chunks(r: Tensor, j: Tensor) -> Tensor:
+                return grid[j, :, r]
+
+        tau = self.scores[rows.start : rows.start + n_rows, -1]
+        if chunk_max.shape[1] >= self.k:
+            tau = torch.maximum(tau, chunk_max.topk(self.k, dim=1, sorted=False).values.amin(1))
+        tau = tau.clamp_min(torch.finfo(score.dtype).min)  # masked (-inf) entries never enter
+        live_row, live_chunk = (chunk_max >= tau[:, None]).nonzero(as_tuple=True)
+        live = chunks(live_row, live_chunk)  # (n_live, c)
+        hit, pos = (live >= tau[live_row, None]).nonzero(as_tuple=True)
+        row, col, vals = live_row[hit], live_chunk[hit] * c + pos, live[hit, pos]
+        if main < n_cols:  # the last columns, fewer than c
+            tail = score[:, main:] if dim == 1 else score[main:].T
+            tail_row, tail_col = (tail >= tau[:, None]).nonzero(as_tuple=True)
+            row = torch.cat([row, tail_row])
+            col = torch.cat([col, tail_col + main])
+            vals = torch.cat([vals, tail[tail_row, tail_col]])
+            order = row.argsort(stable=True)
+            row, col, vals = row[order], col[order], vals[order]
+        if len(row) > 0:
+            self._merge_sparse(rows.start, row, col + offset, vals)
+
+    def _merge_sparse(self, first: int, row: Tensor, idx: Tensor, vals: Tensor) -> None:
+        """Merge candidates given as (row, index, score), sorted by row."""
+        live, counts = row.unique_consecutive(return_counts=True)
+        start = counts.cumsum(0) - counts
+        slot = torch.arange(len(row), device=row.device) - start.repeat_interleave(counts)
+        which = torch.arange(len(live), device=row.device).repeat_interleave(counts)
+        width = int(counts.max())
+        padded = torch.full((len(live), width), -torch.inf, dtype=vals.dtype, device=vals.device)
+        padded_idx = torch.full((len(live), width), -1, dtype=torch.long, device=vals.device)
+        padded[which, slot] = vals
+        padded_idx[which, slot] = idx
+        self._merge(live + first, padded, padded_idx)
+
+    def _merge(self, rows: Tensor, vals: Tensor, idx: Tensor) -> None:
+        all_vals = torch.cat([self.scores[rows], vals], dim=1)
+        all_idx = torch.cat([self.indices[rows], idx], dim=1)
+        order = _order(all_vals, all_idx)[:, : self.k]
+        self.scores[rows] = all_vals.gather(1, order)
+        self.indices[rows] = all_idx.gather(1, order)
+
+
+def _order(vals: Tensor, idx: Tensor) -> Tensor:
+    """Column order of each row by score descending, then index ascending (-1 last)."""
+    if vals.dtype == torch.float32:
+        # one sort on a 64-bit key: the float's bits made monotone, then the inverted index
+        bits = vals.view(torch.int32).long()
+        monotone = torch.where(bits < 0, bits ^ 0x7FFFFFFF, bits)
+        key = (monotone << 32) | (0xFFFFFFFF - (idx & 0xFFFFFFFF))
+        return key.argsort(dim=1, descending=True)
+    # by index first, then a stable sort by score (unset slots: index -1, score -inf)
+    by_index = torch.where(idx < 0, torch.iinfo(torch.long).max, idx).argsort(dim=1)
+    by_score = vals.gather(1, by_index).sort(dim=1, descending=True, stable=True).indices
+    return by_index.gather(1, by_score)
+
+
+def _prepare(x: Tensor, metric: Metric) -> tuple[Tensor, Tensor]:
+    """Left and right factors whose product ranks pairs, larger = closer.
+
+    Euclidean uses ``[x, |x|^2, 1] . [2y, -1, -|y|^2] = -|x - y|^2``, symmetric in x and y.
+    """
+    if metric == "cosine":
+        x = normalize_rows(x)
+        return x, x
+    if metric == "dot":
+        return x, x
+    sq = (x * x).sum(1, keepdim=True)
+    ones = torch.ones_like(sq)
+    return torch.cat([x, sq, ones], 1), torch.cat([2 * x, -ones, -sq], 1)
+
+
+def _mask(
+    score: Tensor,
+    rows: slice,
+    cols: slice,
+    groups: tuple[Tensor, Tensor] | None,
+    exclude: Tensor | None = None,
+) -> None:
+    """Set excluded pairs of a block to -inf: same group, or the row's own reference item."""
+    if groups is not None:
+        qg, rg = groups
+        score.masked_fill_(qg[rows, None] == rg[None, cols], -torch.inf)
+    if exclude is not None:
+        own = exclude[rows] - cols.start
+        inside = ((own >= 0) & (own < score.shape[1])).nonzero().squeeze(1)
+        score[inside, own[inside]] = -torch.inf
+
+
+def exact_knn(
+    q: Tensor,
+    r: Tensor | None,
+    k: int,
+    metric: Metric,
+    query_groups: Tensor | None = None,
+    reference_groups: Tensor | None = None,
+    block_size: int = 4096,
+    exclude: Tensor | None = None,
+) -> Neighbors:
+    """Blocked exact search on validated tensors (``r=None``: self-retrieval). See :func:`knn`.
+
+    ``exclude``: ``(n,)`` reference positions, one per query, never returned for that query.
+    """
+    groups = (
+        None
+        if query_groups is None or reference_groups is None
+        else (query_groups.to(q.device), reference_groups.to(q.device))
+    )
+    with torch.no_grad():
+        left, right = _prepare(q, metric)
+        if r is None:
+            top = _self_search(left, right, k, groups, block_size)
+        else:
+            top = _TopK(q.shape[0], k, q.dtype, q.device)
+            rleft, rright = _prepare(r, metric)
+            out = torch.empty(0, dtype=q.dtype, device=q.device)
+            for i in range(0, q.shape[0], block_size):
+                rows = slice(i, i + block_size)
+                for j in range(0, rleft.shape[0], block_size):
+                    cols = slice(j, j + block_size)
+                    score = _product(left[rows], rright[cols], out)
+                    _mask(score, rows, cols, groups, exclude)
+                    top.offer(rows, score, j, dim=1)
+        return _finish(top, metric, q, q if r is None else r)
+
+
+def _product(a: Tensor, b: Tensor, out: Tensor) -> Tensor:
+    """``a @ b.T`` into a reused buffer (fresh allocations of big blocks cost page faults)."""
+    need = a.shape[0] * b.shape[0]
+    if out.numel() < need:
+        out.resize_(need)
+    return torch.mm(a, b.T, out=out[:need].view(a.shape[0], b.shape[0]))
+
+
+def _self_search(
+    left: Tensor, right: Tensor, k: int, groups: tuple[Tensor, Tensor] | None, block_size: int
+) -> _TopK:
+    """Each block product (i, j), j >= i, ranks block j for the rows of i and block i for j."""
+    n = left.shape[0]
+    top = _TopK(n, k, left.dtype, left.device)
+    out = torch.empty(0, dtype=left.dtype, device=left.device)
+    for i in range(0, n, block_size):
+        rows = slice(i, i + block_size)
+        for j in range(i, n, block_size):
+            cols = slice(j, j + block_size)
+            score = _product(left[rows], right[cols], out)
+            if i == j:
+                score.fill_diagonal_(-torch.inf)
+            _mask(score, rows, cols, groups)
+            top.offer(rows, score, j, dim=1)
+            if j != i:
+                top.offer(cols, score, i, dim=0)
+    return top
+
+
+def _finish(top: _TopK, metric: Metric, q: Tensor, r: Tensor, block_size: int = 1024) -> Neighbors:
+    missing = torch.isinf(top.scores)
+    indices = top.indices.masked_fill(missing, -1)
+    if is_similarity(metric):
+        return Neighbors(indices=indices, scores=top.scores, metric=metric)
+    # -|x - y|^2 from the block products loses digits to cancellation: recompute the distances
+    # of the chosen neighbours directly, in float64, and re-rank them by those
+    scores = torch.empty_like(top.scores)
+    for start in range(0, len(indices), block_size):
+        rows = slice(start, start + block_size)
+        found = indices[rows]
+        diff = q[rows, None, :].double() - r[found.clamp_min(0)].double()
+        exact = (diff * diff).sum(-1).masked_fill(found < 0, torch.inf)
+        order = _order(-exact, found)
+        exact, indices[rows] = exact.gather(1, order), found.gather(1, order)
+        scores[rows] = (exact.sqrt() if metric == "euclidean" else exact).to(scores.dtype)
+    return Neighbors(indices=indices, scores=scores, metric=metric)
