@@ -1,6 +1,7 @@
 """Evaluation protocols for learned embeddings: exact or faiss kNN, and the metrics of retrieval,
 clustering, verification, re-identification, few-shot recognition and anomaly detection."""
 
+from .anomaly import anomaly_metrics, centroid_novelty, detection_metrics, knn_novelty
 from .clustering import clustering_metrics, kmeans_labels, partition_scores
 from .fewshot import FewShotResult, fewshot_accuracy
 from .knn import Neighbors, knn
@@ -18,6 +19,10 @@ from .verification import (
 
 __all__ = [
     "METRICS",
+    "anomaly_metrics",
+    "centroid_novelty",
+    "detection_metrics",
+    "knn_novelty",
     "FewShotResult",
     "Neighbors",
     "ReidResult",
