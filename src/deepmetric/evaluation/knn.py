@@ -139,90 +139,106 @@ def _groups(
 class _TopK:
     """Running top-k of ``(score, index)`` per row, larger score first, lower index on ties.
 
-    A block is never sorted. Its columns are cut into chunks of ``c``; the k-th largest chunk
-    maximum of a row is at most the row's k-th largest score, so together with the running k-th
-    best it gives a threshold that every entry of the new top-k reaches. Only chunks whose maximum
-    reaches it are read again, and only their entries that reach it are merged.
+    A block is never sorted: :func:`_candidates` keeps only the entries that reach a lower bound
+    of the row's final k-th best score. They wait, padded per row, in a buffer per block of rows
+    that is merged once it is about k wide (a merge selects k of k + candidates per row, so
+    merging rarely keeps the cost near that of the block products).
     """
 
     def __init__(self, n: int, k: int, dtype: torch.dtype, device: torch.device) -> None:
         self.k = k
         self.scores = torch.full((n, k), -torch.inf, dtype=dtype, device=device)
         self.indices = torch.full((n, k), -1, dtype=torch.long, device=device)
+        self.pending: dict[int, list[tuple[Tensor, Tensor]]] = {}
 
     def offer(self, rows: slice, score: Tensor, offset: int, dim: int) -> None:
-        """Merge the entries of ``score`` into the rows ``rows``, which lie along ``1 - dim``;
+        """Offer the entries of ``score`` to the rows ``rows``, which lie along ``1 - dim``;
         an entry's index is ``offset + its position along dim``."""
-        n_rows, n_cols = (score.shape[0], score.shape[1]) if dim == 1 else score.T.shape
-        c = max(1, min(32, n_cols // (2 * self.k)))
-        main = n_cols - n_cols % c
-        # chunks[r, j] is the j-th chunk of row r, (n_live, c) once indexed; the reductions run
-        # along memory in both orientations
-        if dim == 1:
-            grid = score[:, :main].unflatten(1, (main // c, c))  # (rows, n_chunks, c)
-            chunk_max = grid.amax(dim=2)
-
-            def chunks(r: Tensor, j: Tensor) -> Tensor:
-                return grid[r, j]
-        else:
-            grid = score[:main].unflatten(0, (main // c, c))  # (n_chunks, c, rows)
-            chunk_max = grid.amax(dim=1).T
-
-            def chunks(r: Tensor, j: Tensor) -> Tensor:
-                return grid[j, :, r]
-
+        n_rows = score.shape[1 - dim]
         tau = self.scores[rows.start : rows.start + n_rows, -1]
-        if chunk_max.shape[1] >= self.k:
-            tau = torch.maximum(tau, chunk_max.topk(self.k, dim=1, sorted=False).values.amin(1))
-        tau = tau.clamp_min(torch.finfo(score.dtype).min)  # masked (-inf) entries never enter
-        live_row, live_chunk = (chunk_max >= tau[:, None]).nonzero(as_tuple=True)
-        live = chunks(live_row, live_chunk)  # (n_live, c)
-        hit, pos = (live >= tau[live_row, None]).nonzero(as_tuple=True)
-        row, col, vals = live_row[hit], live_chunk[hit] * c + pos, live[hit, pos]
-        if main < n_cols:  # the last columns, fewer than c
-            tail = score[:, main:] if dim == 1 else score[main:].T
-            tail_row, tail_col = (tail >= tau[:, None]).nonzero(as_tuple=True)
-            row = torch.cat([row, tail_row])
-            col = torch.cat([col, tail_col + main])
-            vals = torch.cat([vals, tail[tail_row, tail_col]])
-            order = row.argsort(stable=True)
-            row, col, vals = row[order], col[order], vals[order]
-        if len(row) > 0:
-            self._merge_sparse(rows.start, row, col + offset, vals)
+        bucket = self.pending.setdefault(rows.start, [])
+        for row, col, vals in _candidates(score, tau, self.k, dim):
+            if len(row) > 0:
+                bucket.append(_pad(row, col + offset, vals, n_rows))
+        if sum(part[0].shape[1] for part in bucket) >= self.k:
+            self._flush(rows.start)
 
-    def _merge_sparse(self, first: int, row: Tensor, idx: Tensor, vals: Tensor) -> None:
-        """Merge candidates given as (row, index, score), sorted by row."""
-        live, counts = row.unique_consecutive(return_counts=True)
-        start = counts.cumsum(0) - counts
-        slot = torch.arange(len(row), device=row.device) - start.repeat_interleave(counts)
-        which = torch.arange(len(live), device=row.device).repeat_interleave(counts)
-        width = int(counts.max())
-        padded = torch.full((len(live), width), -torch.inf, dtype=vals.dtype, device=vals.device)
-        padded_idx = torch.full((len(live), width), -1, dtype=torch.long, device=vals.device)
-        padded[which, slot] = vals
-        padded_idx[which, slot] = idx
-        self._merge(live + first, padded, padded_idx)
+    def flush(self) -> None:
+        """Merge everything still waiting."""
+        for first in list(self.pending):
+            self._flush(first)
 
-    def _merge(self, rows: Tensor, vals: Tensor, idx: Tensor) -> None:
-        all_vals = torch.cat([self.scores[rows], vals], dim=1)
-        all_idx = torch.cat([self.indices[rows], idx], dim=1)
-        order = _order(all_vals, all_idx)[:, : self.k]
+    def _flush(self, first: int) -> None:
+        parts = self.pending.pop(first)
+        if not parts:
+            return
+        rows = slice(first, first + parts[0][0].shape[0])
+        all_vals = torch.cat([self.scores[rows], *(vals for vals, _ in parts)], dim=1)
+        all_idx = torch.cat([self.indices[rows], *(idx for _, idx in parts)], dim=1)
+        order = _order(all_vals, all_idx, self.k)
         self.scores[rows] = all_vals.gather(1, order)
         self.indices[rows] = all_idx.gather(1, order)
 
 
-def _order(vals: Tensor, idx: Tensor) -> Tensor:
-    """Column order of each row by score descending, then index ascending (-1 last)."""
+def _pad(row: Tensor, idx: Tensor, vals: Tensor, n_rows: int) -> tuple[Tensor, Tensor]:
+    """Entries given as (row, index, score), sorted by row, as ``(n_rows, width)`` scores and
+    indices, padded with -inf and -1."""
+    counts = torch.bincount(row, minlength=n_rows)
+    slot = torch.arange(len(row), device=row.device) - (counts.cumsum(0) - counts)[row]
+    width = int(counts.max())
+    padded = torch.full((n_rows, width), -torch.inf, dtype=vals.dtype, device=vals.device)
+    padded_idx = torch.full((n_rows, width), -1, dtype=torch.long, device=vals.device)
+    padded[row, slot] = vals
+    padded_idx[row, slot] = idx
+    return padded, padded_idx
+
+
+def _candidates(
+    score: Tensor, tau: Tensor, k: int, dim: int
+) -> list[tuple[Tensor, Tensor, Tensor]]:
+    """Entries of ``score`` that may enter their row's top-k, as (row, position, score) lists,
+    each sorted by row.
+
+    Rows lie along ``1 - dim``. The columns are cut into chunks of ``c``: the k-th largest chunk
+    maximum is at most the row's k-th largest score, so with ``tau`` (the k-th best so far) it
+    bounds the new k-th best from below. Only chunks whose maximum reaches the bound are read
+    again, and only their entries that reach it are kept; masked (-inf) entries never are.
+    """
+    n_cols = score.shape[dim]
+    c = max(1, min(32, n_cols // (2 * k)))
+    main = n_cols - n_cols % c
+    if dim == 1:  # the reductions run along memory in both orientations
+        grid = score[:, :main].unflatten(1, (main // c, c))  # (rows, chunks, c)
+        chunk_max = grid.amax(dim=2)
+    else:
+        grid = score[:main].unflatten(0, (main // c, c))  # (chunks, c, rows)
+        chunk_max = grid.amax(dim=1).T
+    if chunk_max.shape[1] >= k and bool(torch.isinf(tau).any()):
+        tau = torch.maximum(tau, chunk_max.topk(k, dim=1, sorted=False).values.amin(1))
+    tau = tau.clamp_min(torch.finfo(score.dtype).min)
+    live_row, live_chunk = (chunk_max >= tau[:, None]).nonzero(as_tuple=True)
+    live = grid[live_row, live_chunk] if dim == 1 else grid[live_chunk, :, live_row]
+    hit, pos = (live >= tau[live_row, None]).nonzero(as_tuple=True)
+    found = [(live_row[hit], live_chunk[hit] * c + pos, live[hit, pos])]
+    if main < n_cols:  # the last columns, fewer than c
+        tail = score[:, main:] if dim == 1 else score[main:].T
+        tail_row, tail_col = (tail >= tau[:, None]).nonzero(as_tuple=True)
+        found.append((tail_row, tail_col + main, tail[tail_row, tail_col]))
+    return found
+
+
+def _order(vals: Tensor, idx: Tensor, k: int) -> Tensor:
+    """The first ``k`` columns of each row by score descending, then index ascending."""
     if vals.dtype == torch.float32:
         # one sort on a 64-bit key: the float's bits made monotone, then the inverted index
         bits = vals.view(torch.int32).long()
         monotone = torch.where(bits < 0, bits ^ 0x7FFFFFFF, bits)
         key = (monotone << 32) | (0xFFFFFFFF - (idx & 0xFFFFFFFF))
-        return key.argsort(dim=1, descending=True)
+        return key.topk(k, dim=1).indices  # the keys are distinct: a total order
     # by index first, then a stable sort by score (unset slots: index -1, score -inf)
     by_index = torch.where(idx < 0, torch.iinfo(torch.long).max, idx).argsort(dim=1)
     by_score = vals.gather(1, by_index).sort(dim=1, descending=True, stable=True).indices
-    return by_index.gather(1, by_score)
+    return by_index.gather(1, by_score[:, :k])
 
 
 def _prepare(x: Tensor, metric: Metric) -> tuple[Tensor, Tensor]:
@@ -324,19 +340,20 @@ def _self_search(
 
 
 def _finish(top: _TopK, metric: Metric, q: Tensor, r: Tensor, block_size: int = 1024) -> Neighbors:
+    top.flush()
     missing = torch.isinf(top.scores)
     indices = top.indices.masked_fill(missing, -1)
     if is_similarity(metric):
         return Neighbors(indices=indices, scores=top.scores, metric=metric)
     # -|x - y|^2 from the block products loses digits to cancellation: recompute the distances
-    # of the chosen neighbours directly, in float64, and re-rank them by those
+    # of the chosen neighbours from the differences, and re-rank them by those
     scores = torch.empty_like(top.scores)
     for start in range(0, len(indices), block_size):
         rows = slice(start, start + block_size)
         found = indices[rows]
-        diff = q[rows, None, :].double() - r[found.clamp_min(0)].double()
-        exact = (diff * diff).sum(-1).masked_fill(found < 0, torch.inf)
-        order = _order(-exact, found)
+        exact = torch.linalg.vector_norm(q[rows, None, :] - r[found.clamp_min(0)], dim=-1)
+        exact = exact.masked_fill_(found < 0, torch.inf)
+        order = _order(-exact, found, found.shape[1])
         exact, indices[rows] = exact.gather(1, order), found.gather(1, order)
-        scores[rows] = (exact.sqrt() if metric == "euclidean" else exact).to(scores.dtype)
+        scores[rows] = exact if metric == "euclidean" else exact * exact
     return Neighbors(indices=indices, scores=scores, metric=metric)

@@ -1,0 +1,137 @@
+"""Retrieval evaluation against pytorch-metric-learning's AccuracyCalculator, in one run.
+
+    python bench/evaluation.py [--sizes 20000 50000 100000] [--approx-size 1000000]
+
+Both sides compute precision@1, R-precision and MAP@R (k = the largest class) on the same
+synthetic embeddings: unit-norm, D=128, classes of 50 (a Gaussian around a random centre per
+class). Each measurement runs in its own process, which reports its wall time and its peak RSS
+(whole process, and above the RSS once the embeddings exist). The approximate run evaluates every
+item of a large set through a faiss IVF index, then measures the error this causes on a sample
+of queries against exact search.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+import warnings
+from typing import Any
+
+import torch
+
+DIM = 128
+PER_CLASS = 50
+NOISE = 0.11
+APPROX_BACKEND = "faiss:IVF4096,Flat|nprobe=32"
+SAMPLE = 2000
+NAMES = ("precision_at_1", "r_precision", "map_at_r")
+
+
+def embeddings(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randperm(n, generator=g) % max(1, n // PER_CLASS)
+    centres = torch.randn(int(labels.max()) + 1, DIM, generator=g)
+    centres = torch.nn.functional.normalize(centres, dim=1)
+    x = centres[labels] + NOISE * torch.randn(n, DIM, generator=g)
+    return torch.nn.functional.normalize(x, dim=1), labels
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def child(impl: str, n: int) -> dict[str, Any]:
+    torch.set_num_threads(2)
+    x, y = embeddings(n)
+    base = _rss()
+    start = time.perf_counter()
+    if impl == "pml":
+        from pytorch_metric_learning.utils.accuracy_calculator import AccuracyCalculator
+
+        calc = AccuracyCalculator(
+            include=("precision_at_1", "r_precision", "mean_average_precision_at_r"),
+            k="max_bin_count",
+            device=torch.device("cpu"),
+        )
+        raw = calc.get_accuracy(x, y, x, y, ref_includes_query=True)
+        values = {"precision_at_1": raw["precision_at_1"], "r_precision": raw["r_precision"],
+                  "map_at_r": raw["mean_average_precision_at_r"]}  # fmt: skip
+    elif impl == "ours":
+        from deepmetric.evaluation import retrieval_metrics
+
+        values = retrieval_metrics(x, y, metric="euclidean", include=NAMES)
+    else:
+        return approximate(x, y, base)
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return {"s": seconds, "peak_mib": peak / 2**20, "above_mib": (peak - base) / 2**20,
+            "values": {k: float(values[k]) for k in NAMES}}  # fmt: skip
+
+
+def approximate(x: torch.Tensor, y: torch.Tensor, base: int) -> dict[str, Any]:
+    from deepmetric.evaluation import knn, retrieval_metrics
+
+    start = time.perf_counter()
+    found = knn(x, k=PER_CLASS, metric="euclidean", backend=APPROX_BACKEND)
+    full = retrieval_metrics(x, y, metric="euclidean", include=NAMES, backend=APPROX_BACKEND)
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    # the error on a sample: the same queries, exactly and approximately, self excluded by group
+    sample = torch.randperm(len(x), generator=torch.Generator().manual_seed(1))[:SAMPLE]
+    ids = torch.arange(len(x))
+    kw = {"reference": x, "reference_labels": y, "metric": "euclidean", "include": NAMES,
+          "query_groups": ids[sample], "reference_groups": ids}  # fmt: skip
+    exact = retrieval_metrics(x[sample], y[sample], **kw)  # type: ignore[arg-type]
+    approx = retrieval_metrics(x[sample], y[sample], backend=APPROX_BACKEND, **kw)  # type: ignore[arg-type]
+    return {"s": seconds, "peak_mib": peak / 2**20, "above_mib": (peak - base) / 2**20,
+            "recall": found.recall, "values": {k: full[k] for k in NAMES},
+            "sample_exact": {k: exact[k] for k in NAMES},
+            "sample_approx": {k: approx[k] for k in NAMES}}  # fmt: skip
+
+
+def run(impl: str, n: int) -> dict[str, Any] | str:
+    cmd = [sys.executable, __file__, "--child", impl, str(n)]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
+    if out.returncode != 0:
+        return "error: " + (out.stderr.strip().splitlines() or ["?"])[-1][:80]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[20_000, 50_000, 100_000])
+    parser.add_argument("--approx-size", type=int, default=1_000_000, help="0 to skip")
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        warnings.simplefilter("ignore")
+        print(json.dumps(child(args.child[0], int(args.child[1]))))
+        return
+    print("| N | PML s | ours s | time ratio | PML peak MiB (above inputs) "
+          "| ours peak MiB (above inputs) | max abs value difference |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|")
+    for n in args.sizes:
+        pml, ours = run("pml", n), run("ours", n)
+        if isinstance(pml, str) or isinstance(ours, str):
+            print(f"| {n:,} | {pml if isinstance(pml, str) else ''} | "
+                  f"{ours if isinstance(ours, str) else ''} | | | | |")  # fmt: skip
+            continue
+        diff = max(abs(pml["values"][k] - ours["values"][k]) for k in NAMES)
+        print(f"| {n:,} | {pml['s']:.1f} | {ours['s']:.1f} | {ours['s'] / pml['s']:.2f} | "
+              f"{pml['peak_mib']:.0f} ({pml['above_mib']:.0f}) | "
+              f"{ours['peak_mib']:.0f} ({ours['above_mib']:.0f}) | {diff:.1e} |", flush=True)  # fmt: skip
+        print(f"|   values | {pml['values']} | {ours['values']} |", flush=True)
+    if args.approx_size:
+        result = run("approx", args.approx_size)
+        print(f"\napproximate run, N={args.approx_size:,}, {APPROX_BACKEND}:")
+        print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
