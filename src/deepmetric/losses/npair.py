@@ -113,7 +113,12 @@ def _mined_submatrix(
     k = len(pairs.a1)
     rows, row_of = _renumber(torch.cat([pairs.a1, pairs.a2]), embeddings.shape[0])
     cols, col_of = _renumber(torch.cat([pairs.p, pairs.n]), ref.shape[0])
-    dist = distance_like(embeddings[rows], ref[cols], metric)
+    if ref is embeddings:  # one gather: its backward fills one (batch, dim) zero tensor, not two
+        both = embeddings[torch.cat([rows, cols])]
+        left, right = both[: len(rows)], both[len(rows) :]
+    else:
+        left, right = embeddings[rows], ref[cols]
+    dist = distance_like(left, right, metric)
     neg = torch.zeros(dist.shape, dtype=torch.bool, device=dist.device)
     neg[row_of[k:], col_of[k:]] = True
     return dist, row_of[:k], col_of[:k], neg
