@@ -32,10 +32,11 @@ def check_classes(estimator: BaseEstimator, X: Any, y: Any) -> tuple[Array, Arra
     name = type(estimator).__name__
     if len(classes) < 2:
         raise ValueError(
-            f"{name} needs samples of at least 2 classes in the data; got 1 class: {classes[0]!r}"
+            f"{name} needs samples of at least 2 classes in the data; "
+            f"got 1 class: {classes.tolist()[0]!r}"
         )
     if counts.min() < 2:
-        lonely = classes[counts.argmin()]
+        lonely = classes.tolist()[counts.argmin()]
         raise ValueError(
             f"The least populated class in y has only 1 member, which is too few: {name} needs "
             f"at least 2 members in every class to compare them (class {lonely!r} has 1)"

@@ -20,7 +20,7 @@ def embed(model: nn.Module, X: Array, batch_size: int, device: torch.device) -> 
     outputs = []
     with torch.no_grad():
         for start in range(0, len(X), batch_size):
-            batch = torch.as_tensor(X[start : start + batch_size], dtype=torch.float32)
+            batch = torch.tensor(X[start : start + batch_size], dtype=torch.float32)
             out = model(batch.to(device))
             outputs.append(out.reshape(len(batch), -1).float().cpu().numpy())
     return np.concatenate(outputs).astype(np.float32, copy=False)

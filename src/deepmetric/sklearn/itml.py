@@ -36,16 +36,17 @@ def itml_projections(
     max_iter: int,
     tol: float,
 ) -> tuple[Array, int]:
-    """Algorithm 1 of the paper: returns the learned ``A`` and the number of sweeps.
+    """Bregman projections of ITML: returns the learned ``A`` and the number of sweeps.
 
-    For each constraint ``c`` with difference ``v = x_i - x_j`` in turn:
-    ``p = v^T A v``, ``alpha = min(lambda_c, delta / 2 * (1 / p - gamma / xi_c))``,
-    ``beta = delta alpha / (1 - delta alpha p)``,
-    ``xi_c <- gamma xi_c / (gamma + delta alpha xi_c)``, ``lambda_c <- lambda_c - alpha``,
+    For each constraint ``c`` with difference ``v = x_i - x_j`` in turn, with
+    ``g = gamma / (gamma + 1)``: ``p = v^T A v``,
+    ``alpha = min(lambda_c, delta * g * (1 / p - 1 / xi_c))``, ``lambda_c <- lambda_c - alpha``,
+    ``beta = delta alpha / (1 - delta alpha p)``, ``xi_c <- 1 / (1 / xi_c + delta alpha / gamma)``,
     ``A <- A + beta A v v^T A``; ``delta`` is +1 for a similar pair (target ``xi_c = u`` at the
-    start) and -1 for a dissimilar one (``xi_c = l``). Sweeps stop when the dual variables change
-    by less than ``tol`` relative to their size. A zero difference
-    carries no information and is skipped.
+    start) and -1 for a dissimilar one (``xi_c = l``). This is the step of the authors' released
+    code; as ``gamma`` grows it projects ``p`` exactly onto ``xi_c`` (``p <- p / (1 - alpha p)``).
+    Sweeps stop when the dual variables change by less than ``tol`` relative to their size. A
+    zero difference carries no information and is skipped.
 
     Args:
         diffs: ``(c, d)`` constraint differences ``x_i - x_j``.
@@ -61,6 +62,7 @@ def itml_projections(
     delta = np.where(similar, 1.0, -1.0)
     xi = np.where(similar, bounds[0], bounds[1]).astype(np.float64)
     lam = np.zeros(len(diffs))
+    g = gamma / (gamma + 1.0)
     sweeps = 0
     for sweeps in range(1, max_iter + 1):  # noqa: B007  (the count is returned)
         previous = lam.copy()
@@ -69,10 +71,10 @@ def itml_projections(
             p = float(diffs[c] @ Av)
             if p < _TINY:
                 continue
-            alpha = min(lam[c], delta[c] / 2.0 * (1.0 / p - gamma / xi[c]))
-            beta = delta[c] * alpha / (1.0 - delta[c] * alpha * p)
-            xi[c] = gamma * xi[c] / (gamma + delta[c] * alpha * xi[c])
+            alpha = min(lam[c], delta[c] * g * (1.0 / p - 1.0 / xi[c]))
             lam[c] -= alpha
+            beta = delta[c] * alpha / (1.0 - delta[c] * alpha * p)
+            xi[c] = 1.0 / (1.0 / xi[c] + delta[c] * alpha / gamma)
             A += beta * np.outer(Av, Av)
         scale = np.abs(lam).sum() + np.abs(previous).sum()
         if scale == 0.0 or np.abs(lam - previous).sum() / scale < tol:
