@@ -1,0 +1,316 @@
+"""The settings of a training run: ``TrainOptions`` and the groups nested in it.
+
+Every class is a frozen dataclass whose fields are JSON-ready; ``TrainOptions.to_dict()`` /
+``TrainOptions.from_dict()`` round-trip them, so a checkpoint can record the options it was made
+with. Invalid values raise ``ValueError`` naming the field (``optimizer.name must be one of ...``)
+as soon as the object is built, before any training starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+from collections.abc import Mapping
+from typing import Any, Literal
+
+OptimizerName = Literal["sgd", "adam", "adamw", "rmsprop"]
+ScheduleName = Literal["cosine", "step", "constant"]
+AmpMode = Literal["none", "bf16", "fp16"]
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
+SCHEDULES = ("cosine", "step", "constant")
+AMP_MODES = ("none", "bf16", "fp16")
+
+
+def _choice(field: str, value: object, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        close = difflib.get_close_matches(str(value), allowed, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(f"{field} must be one of {allowed}; got {value!r}{hint}")
+
+
+def _int(field: str, value: object, low: int, *, optional: bool = False) -> None:
+    if optional and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{field} must be an integer >= {low}; got {value!r}")
+
+
+def _float(field: str, value: object, low: float, *, strict: bool, optional: bool = False) -> None:
+    if optional and value is None:
+        return
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or (value <= low if strict else value < low):  # type: ignore[operator]
+        bound = f"> {low}" if strict else f">= {low}"
+        raise ValueError(f"{field} must be a finite number {bound}; got {value!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerOptions:
+    """The optimiser, its learning rates, weight decay, clipping and backbone freezing.
+
+    Args:
+        name: ``"sgd"`` (with ``momentum``, Nesterov off), ``"adam"``, ``"adamw"`` or
+            ``"rmsprop"`` (with ``momentum``).
+        lr: peak learning rate of the model's parameters.
+        loss_lr: peak learning rate of the loss's parameters (proxies, class centres); ``None``
+            uses ``lr``. Proxy losses usually want a much larger one (e.g. 100x).
+        weight_decay: applied to weight matrices and convolution kernels (parameters with 2 or
+            more dimensions), of the model and the loss; biases and normalisation parameters get
+            none. Decoupled for ``adamw``, L2 in the gradient for the others, as in torch.
+        momentum: momentum of ``sgd`` and ``rmsprop``.
+        grad_clip: clip the global L2 norm of all gradients to this value; ``None`` turns it off.
+        freeze_backbone_epochs: train only the head (``Embedder.freeze_backbone``) for this many
+            first epochs.
+    """
+
+    name: OptimizerName = "adamw"
+    lr: float = 1e-3
+    loss_lr: float | None = None
+    weight_decay: float = 1e-4
+    momentum: float = 0.9
+    grad_clip: float | None = None
+    freeze_backbone_epochs: int = 0
+
+    def __post_init__(self) -> None:
+        _choice("optimizer.name", self.name, OPTIMIZERS)
+        _float("optimizer.lr", self.lr, 0.0, strict=True)
+        _float("optimizer.loss_lr", self.loss_lr, 0.0, strict=True, optional=True)
+        _float("optimizer.weight_decay", self.weight_decay, 0.0, strict=False)
+        _float("optimizer.momentum", self.momentum, 0.0, strict=False)
+        _float("optimizer.grad_clip", self.grad_clip, 0.0, strict=True, optional=True)
+        _int("optimizer.freeze_backbone_epochs", self.freeze_backbone_epochs, 0)
+
+
+@dataclasses.dataclass(frozen=True)
+class ScheduleOptions:
+    """The learning-rate schedule: linear warm-up, then cosine, step or constant.
+
+    With ``W`` warm-up steps and ``T`` steps in all, the factor applied to each group's peak
+    rate at step ``s`` (0-based) is ``(s + 1) / W`` during warm-up, then for ``"cosine"``
+    ``min_lr_ratio + (1 - min_lr_ratio) * (1 + cos(pi * t)) / 2`` with
+    ``t = (s - W) / (T - W)`` (SGDR without restarts: Loshchilov & Hutter, "SGDR: Stochastic
+    Gradient Descent with Warm Restarts", ICLR 2017, https://arxiv.org/abs/1608.03983), for
+    ``"step"`` ``gamma ** floor(epoch / step_epochs)``, and 1 for ``"constant"``.
+
+    Args:
+        name: ``"cosine"``, ``"step"`` or ``"constant"``.
+        warmup_epochs: warm-up length in epochs (may be fractional).
+        warmup_steps: warm-up length in steps; overrides ``warmup_epochs`` when given.
+        min_lr_ratio: the cosine schedule's final factor.
+        step_epochs: epochs between two decays of the step schedule.
+        gamma: the step schedule's decay factor.
+    """
+
+    name: ScheduleName = "cosine"
+    warmup_epochs: float = 0.0
+    warmup_steps: int | None = None
+    min_lr_ratio: float = 0.0
+    step_epochs: int = 10
+    gamma: float = 0.1
+
+    def __post_init__(self) -> None:
+        _choice("schedule.name", self.name, SCHEDULES)
+        _float("schedule.warmup_epochs", self.warmup_epochs, 0.0, strict=False)
+        _int("schedule.warmup_steps", self.warmup_steps, 0, optional=True)
+        _float("schedule.min_lr_ratio", self.min_lr_ratio, 0.0, strict=False)
+        if self.min_lr_ratio > 1:
+            raise ValueError(f"schedule.min_lr_ratio must be in [0, 1]; got {self.min_lr_ratio!r}")
+        _int("schedule.step_epochs", self.step_epochs, 1)
+        _float("schedule.gamma", self.gamma, 0.0, strict=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class ValidationOptions:
+    """Validation on held-out classes, best-model selection and early stopping.
+
+    Args:
+        every: validate every this many epochs (and after the last one).
+        metric: the ``retrieval_metrics`` key that selects the best model (higher is better).
+        patience: stop after this many validations without improvement; ``None`` never stops.
+        ks: the cut-offs of ``recall_at_k`` reported each validation.
+        distance: the retrieval metric space: ``"cosine"``, ``"euclidean"``,
+            ``"squared_euclidean"`` or ``"dot"``.
+        batch_size: batch size when embedding the validation set.
+        margin: the margin of the monitor's triplet-violation fraction (Euclidean distances).
+    """
+
+    every: int = 1
+    metric: str = "map_at_r"
+    patience: int | None = None
+    ks: tuple[int, ...] = (1, 2, 4, 8)
+    distance: Literal["cosine", "euclidean", "squared_euclidean", "dot"] = "cosine"
+    batch_size: int = 256
+    margin: float = 0.2
+
+    def __post_init__(self) -> None:
+        _int("validation.every", self.every, 1)
+        _choice("validation.metric", self.metric, _selectable(self.ks))
+        _int("validation.patience", self.patience, 1, optional=True)
+        if not self.ks:
+            raise ValueError("validation.ks must hold at least one cut-off; got ()")
+        for k in self.ks:
+            _int("validation.ks[i]", k, 1)
+        object.__setattr__(self, "ks", tuple(self.ks))
+        _choice("validation.distance", self.distance, _DISTANCES)
+        _int("validation.batch_size", self.batch_size, 1)
+        _float("validation.margin", self.margin, 0.0, strict=False)
+
+
+_DISTANCES = ("cosine", "euclidean", "squared_euclidean", "dot")
+
+
+def _selectable(ks: tuple[int, ...]) -> tuple[str, ...]:
+    fixed = ("map_at_r", "precision_at_1", "r_precision", "map", "mrr")
+    return fixed + tuple(f"recall_at_{k}" for k in ks) + tuple(f"ndcg_at_{k}" for k in ks)
+
+
+@dataclasses.dataclass(frozen=True)
+class RuntimeOptions:
+    """Where and how the loop runs: device, precision, seeding, workers, logging, checkpoints.
+
+    Args:
+        device: a torch device string; ``"cuda"`` under ``torchrun`` means this rank's GPU.
+        amp: ``"none"``; ``"bf16"`` autocast (CPU or GPU); ``"fp16"`` autocast with a
+            ``GradScaler`` (GPU only).
+        seed: seeds torch, numpy and ``random`` and the batch sampler.
+        deterministic: also ask torch for deterministic kernels
+            (``torch.use_deterministic_algorithms``), so that a resumed run ends with the
+            same weights as an uninterrupted one on GPU too (on CPU it already does).
+        num_workers: ``DataLoader`` workers for datasets read item by item (in-memory
+            ``ArrayDataset`` batches are gathered directly, without workers).
+        progress: show a progress bar (tqdm) when stderr is a terminal.
+        log_every: write a step record to the log every this many steps.
+        checkpoint_every_steps: also checkpoint every this many steps (besides each epoch's
+            end); ``None`` checkpoints at epoch ends only. Needs ``out_dir``.
+    """
+
+    device: str = "cpu"
+    amp: AmpMode = "none"
+    seed: int = 0
+    deterministic: bool = False
+    num_workers: int = 0
+    progress: bool = True
+    log_every: int = 10
+    checkpoint_every_steps: int | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.device, str) or not self.device:
+            raise ValueError(
+                f"runtime.device must be a device string like 'cpu'; got {self.device!r}"
+            )
+        _choice("runtime.amp", self.amp, AMP_MODES)
+        _int("runtime.seed", self.seed, 0)
+        if not isinstance(self.deterministic, bool):
+            raise ValueError(
+                f"runtime.deterministic must be true or false; got {self.deterministic!r}"
+            )
+        _int("runtime.num_workers", self.num_workers, 0)
+        _int("runtime.log_every", self.log_every, 1)
+        _int("runtime.checkpoint_every_steps", self.checkpoint_every_steps, 1, optional=True)
+
+
+_GROUPS: dict[str, type] = {
+    "optimizer": OptimizerOptions,
+    "schedule": ScheduleOptions,
+    "validation": ValidationOptions,
+    "runtime": RuntimeOptions,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainOptions:
+    """Everything ``train`` needs besides the model, data, loss and miner.
+
+    Args:
+        epochs: passes over the training data (one pass = the sampler's epoch).
+        batch_size: items per optimiser step on each process.
+        m_per_class: items of each class in a batch; ``batch_size`` must be a multiple of it.
+        optimizer: see ``OptimizerOptions``.
+        schedule: see ``ScheduleOptions``.
+        validation: see ``ValidationOptions``.
+        runtime: see ``RuntimeOptions``.
+        augment: a train-time augmentation (``deepmetric.data.AugmentConfig`` fields, applied
+            on the device to image batches; validation gets the matching eval pipeline), or
+            ``None`` to feed the inputs as they are.
+
+    Example:
+        >>> opts = TrainOptions(epochs=2, batch_size=16, m_per_class=4)
+        >>> TrainOptions.from_dict(opts.to_dict()) == opts
+        True
+        >>> TrainOptions(batch_size=10, m_per_class=4)
+        Traceback (most recent call last):
+        ...
+        ValueError: batch_size must be a multiple of m_per_class; got batch_size=10, m_per_class=4
+    """
+
+    epochs: int = 10
+    batch_size: int = 32
+    m_per_class: int = 4
+    optimizer: OptimizerOptions = OptimizerOptions()
+    schedule: ScheduleOptions = ScheduleOptions()
+    validation: ValidationOptions = ValidationOptions()
+    runtime: RuntimeOptions = RuntimeOptions()
+    augment: Mapping[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        _int("epochs", self.epochs, 1)
+        _int("batch_size", self.batch_size, 1)
+        _int("m_per_class", self.m_per_class, 1)
+        if self.batch_size % self.m_per_class:
+            raise ValueError(
+                "batch_size must be a multiple of m_per_class; "
+                f"got batch_size={self.batch_size}, m_per_class={self.m_per_class}"
+            )
+        for name, cls in _GROUPS.items():
+            if not isinstance(getattr(self, name), cls):
+                raise ValueError(
+                    f"{name} must be a {cls.__name__}; got {type(getattr(self, name)).__name__}"
+                )
+        if self.augment is not None:
+            from ..data import AugmentConfig
+
+            AugmentConfig.from_mapping(self.augment)  # fails early on a bad field
+            object.__setattr__(self, "augment", dict(self.augment))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of every field, the groups as nested dicts."""
+        out = dataclasses.asdict(self)
+        out["validation"]["ks"] = list(self.validation.ks)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrainOptions:
+        """The options from ``to_dict()`` output; unknown keys raise ``ValueError``."""
+        known = [f.name for f in dataclasses.fields(cls)]
+        _reject_unknown("train options", data, known)
+        values = dict(data)
+        for name, group in _GROUPS.items():
+            if isinstance(values.get(name), Mapping):
+                fields = [f.name for f in dataclasses.fields(group)]
+                _reject_unknown(f"{name} options", values[name], fields)
+                part = dict(values[name])
+                if "ks" in part:
+                    part["ks"] = tuple(part["ks"])
+                values[name] = group(**part)
+        return cls(**values)
+
+
+def _reject_unknown(what: str, data: Mapping[str, Any], known: list[str]) -> None:
+    for key in data:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"unknown {what} key {key!r}{hint}; known: {', '.join(known)}")
+
+
+__all__ = [
+    "AmpMode",
+    "OptimizerName",
+    "OptimizerOptions",
+    "RuntimeOptions",
+    "ScheduleName",
+    "ScheduleOptions",
+    "TrainOptions",
+    "ValidationOptions",
+]
