@@ -1,0 +1,80 @@
+"""Argument checks shared by the index classes: vectors, ids and per-item metadata."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from .metadata import attribute_json
+
+
+class ModelMismatchError(ValueError):
+    """Vectors from one model were offered to an index built from another."""
+
+
+def as_matrix(x: Any, dim: int, name: str, *, index_dim: bool = False) -> np.ndarray:
+    """``x`` (array or tensor) as a finite float32 ``(n, dim)`` array, or a ValueError.
+
+    Example:
+        >>> as_matrix([[1, 2]], 2, "queries").dtype
+        dtype('float32')
+    """
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    array = np.asarray(x)
+    if array.ndim == 1 and index_dim:
+        array = array[None, :]
+    if array.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D (n, dim) array; got shape {array.shape}")
+    if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
+        raise ValueError(f"{name} must hold numbers; got dtype {array.dtype}")
+    if array.shape[1] != dim:
+        label = "query" if name == "queries" else name
+        raise ValueError(f"index dim is {dim}, {label} dim is {array.shape[1]}")
+    out = np.ascontiguousarray(array, dtype=np.float32)
+    if not np.isfinite(out).all():
+        bad = int((~np.isfinite(out)).any(axis=1).sum())
+        raise ValueError(f"{name} must be finite; {bad} row(s) hold NaN or Inf")
+    return out
+
+
+def as_ids(x: Any, n: int | None, name: str) -> np.ndarray:
+    """``x`` as distinct non-negative int64 ids of shape ``(n,)``, or a ValueError.
+
+    Example:
+        >>> as_ids([3, 1], 2, "ids").tolist()
+        [3, 1]
+    """
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    array = np.asarray(x)
+    if array.ndim != 1 or (n is not None and len(array) != n):
+        want = "(n,)" if n is None else f"({n},)"
+        raise ValueError(f"{name} must have shape {want}; got {array.shape}")
+    if len(array) and not np.issubdtype(array.dtype, np.integer):
+        raise ValueError(f"{name} must hold integers; got dtype {array.dtype}")
+    ids = array.astype(np.int64)
+    if len(ids) and ids.min() < 0:
+        raise ValueError(f"{name} must be >= 0 (-1 is the search sentinel); got {int(ids.min())}")
+    if len(np.unique(ids)) != len(ids):
+        raise ValueError(f"{name} must be distinct; got {len(ids) - len(np.unique(ids))} repeat(s)")
+    return ids
+
+
+def metadata_rows(
+    n: int,
+    labels: Sequence[str | int | None] | None,
+    sources: Sequence[str | None] | None,
+    attributes: Sequence[Mapping[str, Any] | None] | None,
+) -> tuple[list[str | None], list[str | None], list[str]]:
+    """Validated per-item ``(labels, sources, attributes JSON)``, ``n`` each."""
+    for name, value in (("labels", labels), ("sources", sources), ("attributes", attributes)):
+        if value is not None and (isinstance(value, str | Mapping) or len(value) != n):
+            got = type(value).__name__ if isinstance(value, str | Mapping) else len(value)
+            raise ValueError(f"{name} must be a sequence of one entry per vector ({n}); got {got}")
+    label_list = [None if v is None else str(v) for v in (labels or [None] * n)]
+    source_list = [None if v is None else str(v) for v in (sources or [None] * n)]
+    attribute_list = [attribute_json(v, i) for i, v in enumerate(attributes or [None] * n)]
+    return label_list, source_list, attribute_list

@@ -1,0 +1,253 @@
+"""The vector half of an :class:`~deepmetric.index.Index`: a faiss index keyed by int64 slots.
+
+Every stored vector lives under a *slot*, a number that is never reused; the index maps live
+slots to item ids (``slot_ids[slot] = item id``, ``-1`` for a dead slot). Updating an item gives
+it a new slot, so an item id never points at two vectors. Flat, PQ and HNSW indexes are wrapped
+in faiss's ``IndexIDMap2``; IVF indexes keep ids natively (faiss's ``IDMap`` assumes a removal
+compacts the inner index, which IVF does not do).
+
+Removal: flat and IVF indexes delete the vectors (``remove_ids``). HNSW graphs cannot delete, so
+a removed or replaced slot stays in the graph as a *tombstone*: search over-fetches and drops it,
+and :meth:`VectorStore.compact` rebuilds the graph from the live vectors once tombstones pass
+:data:`TOMBSTONE_SHARE` of the graph (the :class:`Index` calls it after writes).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, Literal
+
+import numpy as np
+
+IndexMetric = Literal["cosine", "euclidean"]
+FloatMatrix = np.ndarray[Any, np.dtype[np.float32]]
+IdArray = np.ndarray[Any, np.dtype[np.int64]]
+
+FLAT_BELOW = 20_000
+PQ_FROM = 2_000_000
+TOMBSTONE_SHARE = 0.25
+GROWTH = 4
+_DEFAULT_PARAMS = {"nprobe": 32, "efSearch": 128}
+
+
+def faiss_module() -> Any:
+    """The faiss module, or an ImportError that says how to install it."""
+    try:
+        import faiss
+    except ImportError as err:  # pragma: no cover - faiss-cpu is a dependency
+        raise ImportError("deepmetric.index needs faiss; pip install faiss-cpu") from err
+    return faiss
+
+
+def auto_factory(n: int, dim: int) -> str:
+    """The faiss factory string chosen for ``n`` vectors of width ``dim``.
+
+    Below 20,000 vectors an exact ``Flat`` index; up to 2 million ``IVF{4 sqrt n},Flat``; past
+    that ``IVF{4 sqrt n},PQ{m}`` with ``m`` the largest divisor of ``dim`` up to ``dim / 4``
+    (``m`` bytes per vector instead of ``4 * dim``).
+
+    Example:
+        >>> auto_factory(1000, 64), auto_factory(100_000, 128), auto_factory(4_000_000, 128)
+        ('Flat', 'IVF1264,Flat', 'IVF8000,PQ32')
+    """
+    if n < FLAT_BELOW:
+        return "Flat"
+    nlist = int(4 * math.sqrt(n))
+    if n < PQ_FROM:
+        return f"IVF{nlist},Flat"
+    m = max(d for d in range(1, max(1, dim // 4) + 1) if dim % d == 0)
+    return f"IVF{nlist},PQ{m}"
+
+
+def prepare(vectors: np.ndarray, metric: IndexMetric) -> FloatMatrix:
+    """Contiguous float32 rows, L2-normalised for ``cosine`` (zero rows stay zero)."""
+    x = np.ascontiguousarray(vectors, dtype=np.float32)
+    if metric == "cosine":
+        norms = np.sqrt((x * x).sum(axis=1, keepdims=True))
+        x = x / np.maximum(norms, 1e-12)
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+class VectorStore:
+    """A faiss index over slots plus the slot -> item id map; no metadata, no files.
+
+    Args:
+        dim: vector width.
+        metric: ``cosine`` (inner product of normalised rows) or ``euclidean``.
+        factory: a faiss factory string (``"Flat"``, ``"IVF1024,Flat"``, ``"IVF1024,PQ32"``,
+            ``"HNSW32"``), or ``"auto"``: chosen by :func:`auto_factory` at the first add.
+        search_params: faiss ``ParameterSpace`` settings such as ``"nprobe=64"``; by default
+            IVF probes 32 lists and HNSW searches with ``efSearch=128``.
+    """
+
+    def __init__(self, dim: int, metric: IndexMetric, factory: str, search_params: str) -> None:
+        self.dim, self.metric = dim, metric
+        self.factory, self.search_params = factory, search_params
+        self.index: Any = None
+        self.slot_ids: IdArray = np.full(0, -1, dtype=np.int64)
+
+    # -- state ----------------------------------------------------------------------------------
+    @property
+    def stored(self) -> int:
+        """Vectors held by faiss, tombstones included."""
+        return 0 if self.index is None else int(self.index.ntotal)
+
+    @property
+    def live(self) -> int:
+        """Slots that map to an item."""
+        return int((self.slot_ids >= 0).sum())
+
+    @property
+    def can_remove(self) -> bool:
+        """Whether faiss can delete vectors (everything but graph indexes such as HNSW)."""
+        kind = type(faiss_module().downcast_index(self._inner())).__name__
+        return "HNSW" not in kind and "NSG" not in kind
+
+    def _inner(self) -> Any:
+        index = self.index
+        return index.index if hasattr(index, "id_map") else index
+
+    def _build(self, sample: FloatMatrix) -> None:
+        faiss = faiss_module()
+        if self.factory == "auto":
+            self.factory = auto_factory(len(sample), self.dim)
+        kind = faiss.METRIC_INNER_PRODUCT if self.metric == "cosine" else faiss.METRIC_L2
+        try:
+            index = faiss.index_factory(self.dim, self.factory, kind)
+        except RuntimeError as err:
+            raise ValueError(f"faiss cannot build the index {self.factory!r}: {err}") from None
+        if faiss.try_extract_index_ivf(index) is None:
+            index = faiss.IndexIDMap2(index)
+        if not index.is_trained:
+            self._train(index, sample)
+        self.index = index
+        self._apply_params()
+
+    def _train(self, index: Any, sample: FloatMatrix) -> None:
+        ivf = faiss_module().try_extract_index_ivf(index)
+        needed = ivf.nlist if ivf is not None else 256
+        if len(sample) < needed:
+            raise ValueError(
+                f"the index {self.factory!r} must be trained on at least {needed} vectors; got "
+                f"{len(sample)}: add more items in the first call, or choose factory='Flat'"
+            )
+        picked = np.random.default_rng(0).permutation(len(sample))[: max(64 * needed, 10_000)]
+        index.train(sample[np.sort(picked)])
+
+    def _apply_params(self) -> None:
+        space = faiss_module().ParameterSpace()
+        for name, value in _DEFAULT_PARAMS.items():
+            try:
+                space.set_index_parameter(self.index, name, value)
+            except RuntimeError:
+                pass  # this kind of index has no such parameter
+        if self.search_params:
+            try:
+                space.set_index_parameters(self.index, self.search_params)
+            except RuntimeError as err:
+                raise ValueError(
+                    f"search_params {self.search_params!r} do not apply to the index "
+                    f"{self.factory!r}: {err}"
+                ) from None
+
+    # -- writes ---------------------------------------------------------------------------------
+    def add(self, vectors: FloatMatrix, ids: IdArray) -> IdArray:
+        """Store ``vectors: (n, dim)`` (already prepared) for ``ids: (n,)``; returns their slots."""
+        if self.index is None:
+            self._build(vectors)
+        slots = np.arange(len(self.slot_ids), len(self.slot_ids) + len(ids), dtype=np.int64)
+        self.index.add_with_ids(vectors, slots)
+        self.slot_ids = np.concatenate([self.slot_ids, ids.astype(np.int64)])
+        return slots
+
+    def remove(self, slots: IdArray) -> None:
+        """Forget ``slots``: deleted from faiss where it can, tombstoned otherwise."""
+        if len(slots) == 0:
+            return
+        self.slot_ids[slots] = -1
+        if self.can_remove:
+            self.index.remove_ids(np.ascontiguousarray(slots, dtype=np.int64))
+
+    def compact(self, force: bool = False) -> bool:
+        """Rebuild a graph index from its live vectors when tombstones pass the share (or
+        ``force``); the slots stay. Returns whether it rebuilt."""
+        dead = self.stored - self.live
+        if self.index is None or dead == 0 or self.can_remove:
+            return False
+        if not force and dead < TOMBSTONE_SHARE * self.stored:
+            return False
+        slots = np.flatnonzero(self.slot_ids >= 0).astype(np.int64)
+        vectors = self.index.reconstruct_batch(slots) if len(slots) else None
+        self.index = None
+        if vectors is not None:
+            self._build(vectors)
+            self.index.add_with_ids(vectors, slots)
+        return True
+
+    # -- search ---------------------------------------------------------------------------------
+    def search(
+        self, queries: FloatMatrix, k: int, keep: Callable[[IdArray], np.ndarray] | None = None
+    ) -> tuple[FloatMatrix, IdArray]:
+        """The ``k`` best live items of each query whose ids pass ``keep`` (see ``Index.search``).
+
+        Over-fetches from faiss and drops dead slots and rejected ids; rows that end with fewer
+        than ``k`` and could hold more are searched again with ``GROWTH`` times the fetch, until
+        ``k`` are found or faiss has nothing more to give.
+        """
+        n = len(queries)
+        worst = -np.inf if self.metric == "cosine" else np.inf
+        scores = np.full((n, k), worst, dtype=np.float32)
+        ids = np.full((n, k), -1, dtype=np.int64)
+        stored, dead = self.stored, self.stored - self.live
+        fetch = min(stored, (k if keep is None else GROWTH * k) + dead)
+        todo = np.arange(n) if stored and self.live else np.arange(0)
+        while len(todo):
+            raw_scores, raw_slots = self.index.search(queries[todo], fetch)
+            found, got_scores, got_ids = self._filter(raw_scores, raw_slots, k, keep)
+            scores[todo], ids[todo] = got_scores, got_ids
+            exhausted = (raw_slots < 0).any(axis=1) | (fetch >= stored)
+            todo = todo[(found < k) & ~exhausted]
+            fetch = min(stored, fetch * GROWTH)
+        if self.metric == "euclidean":
+            scores = np.sqrt(np.maximum(scores, 0), dtype=np.float32)
+        return scores, ids
+
+    def _filter(
+        self,
+        raw_scores: FloatMatrix,
+        raw_slots: IdArray,
+        k: int,
+        keep: Callable[[IdArray], np.ndarray] | None,
+    ) -> tuple[np.ndarray, FloatMatrix, IdArray]:
+        """The first ``k`` admissible entries of each row: ``(count found, scores, ids)``."""
+        item = np.where(raw_slots >= 0, self.slot_ids[np.maximum(raw_slots, 0)], -1)
+        ok = item >= 0
+        if keep is not None and ok.any():
+            candidates = np.unique(item[ok])
+            ok &= np.isin(item, candidates[keep(candidates)])
+        slot = np.cumsum(ok, axis=1) - 1
+        ok &= slot < k
+        rows = np.broadcast_to(np.arange(len(item))[:, None], item.shape)
+        worst = -np.inf if self.metric == "cosine" else np.inf
+        scores = np.full((len(item), k), worst, dtype=np.float32)
+        ids = np.full((len(item), k), -1, dtype=np.int64)
+        scores[rows[ok], slot[ok]] = raw_scores[ok]
+        ids[rows[ok], slot[ok]] = item[ok]
+        return ok.sum(axis=1), scores, ids
+
+    # -- files --------------------------------------------------------------------------------
+    def write(self, path: str) -> None:
+        """Write the faiss index to ``path`` with ``faiss.write_index`` (nothing when never built).
+
+        The caller gives a temporary name and renames it: this writes in place.
+        """
+        if self.index is not None:
+            faiss_module().write_index(self.index, path)
+
+    def read(self, path: str | None, slot_ids: IdArray) -> None:
+        """Load the faiss index from ``path`` (``None``: never built) and the slot map."""
+        self.index = None if path is None else faiss_module().read_index(path)
+        if self.index is not None:
+            self._apply_params()
+        self.slot_ids = slot_ids
