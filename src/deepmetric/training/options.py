@@ -41,7 +41,7 @@ def _float(field: str, value: object, low: float, *, strict: bool, optional: boo
         return
     ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
     if not ok or (value <= low if strict else value < low):  # type: ignore[operator]
-        bound = f"> {low}" if strict else f">= {low}"
+        bound = f"> {low:g}" if strict else f">= {low:g}"
         raise ValueError(f"{field} must be a finite number {bound}; got {value!r}")
 
 
