@@ -28,7 +28,7 @@ class ExactIndex:
         >>> index.add(np.array([[0.0, 0.0], [1.0, 0.0]]), ids=np.array([10, 20])).tolist()
         [10, 20]
         >>> scores, ids = index.search(np.array([[0.9, 0.0]]), k=2)
-        >>> ids.tolist(), scores.round(2).tolist()
+        >>> ids.tolist(), scores.astype(float).round(2).tolist()
         ([[20, 10]], [[0.1, 0.9]])
     """
 

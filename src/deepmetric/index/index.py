@@ -63,7 +63,7 @@ class Index:
         >>> index.add(np.array([[0.0, 0.0], [3.0, 4.0]]), labels=["a", "b"]).tolist()
         [0, 1]
         >>> scores, ids = index.search(np.array([[3.0, 3.0]]), k=3)
-        >>> ids.tolist(), scores.round(3).tolist()
+        >>> ids.tolist(), scores.astype(float).round(3).tolist()
         ([[1, 0, -1]], [[1.0, 4.243, inf]])
     """
 
