@@ -83,3 +83,15 @@ def assert_equal_weights(first: dict[str, torch.Tensor], second: dict[str, torch
     assert first.keys() == second.keys()
     different = [key for key in first if not torch.equal(first[key], second[key])]
     assert not different, f"weights differ: {different}"
+
+
+def resume_setup(seed: int = 0) -> dict[str, Any]:
+    """The run of the resume tests: dropout (global RNG), proxies (loss parameters with their
+    own rate), validation (best model, history) and a checkpoint every 3 steps."""
+    return {
+        "model": tiny_model(seed, dropout=0.2),
+        "train_data": digits(),
+        "loss": proxy_loss(seed),
+        "val_data": digits("test", per_class=10),
+        "options": options(epochs=2, checkpoint_every_steps=3, warmup_steps=4),
+    }

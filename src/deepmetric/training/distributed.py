@@ -16,6 +16,7 @@ exactly the gradient of one process on the concatenated batch.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import torch
@@ -112,10 +113,20 @@ def wrap_model(model: nn.Module, device: torch.device, *, find_unused: bool) -> 
     """
     if not is_distributed():
         return model
-    ids = [device.index if device.index is not None else torch.cuda.current_device()]
+    ids = [device.index] if device.type == "cuda" else None
     return nn.parallel.DistributedDataParallel(
-        model, device_ids=ids if device.type == "cuda" else None, find_unused_parameters=find_unused
+        model, device_ids=ids, find_unused_parameters=find_unused
     )
+
+
+def local_device(name: str) -> torch.device:
+    """The device named ``name``; a bare ``"cuda"`` under ``torchrun`` is ``cuda:LOCAL_RANK``."""
+    device = torch.device(name)
+    if device.type == "cuda" and device.index is None:
+        index = int(os.environ.get("LOCAL_RANK", "0")) if is_distributed() else 0
+        device = torch.device("cuda", index)
+        torch.cuda.set_device(device)
+    return device
 
 
 def broadcast_parameters(module: nn.Module) -> None:
@@ -145,6 +156,7 @@ __all__ = [
     "gather_batch",
     "is_distributed",
     "is_main_process",
+    "local_device",
     "wrap_model",
     "world",
 ]

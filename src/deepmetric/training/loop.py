@@ -41,6 +41,7 @@ from .distributed import (
     broadcast_parameters,
     gather_batch,
     is_main_process,
+    local_device,
     world,
     wrap_model,
 )
@@ -158,7 +159,7 @@ def _setup(
 ) -> _Run:  # fmt: skip
     """Seed, place, build the optimiser and sampler, and restore a checkpoint when resuming."""
     runtime = options.runtime
-    device = torch.device(runtime.device)
+    device = local_device(runtime.device)
     if runtime.amp == "fp16" and device.type != "cuda":
         raise ValueError("runtime.amp='fp16' needs a CUDA device; use amp='bf16' on CPU")
     if resume and out_dir is None:
