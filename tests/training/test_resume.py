@@ -95,6 +95,10 @@ def test_resuming_a_finished_run_changes_nothing(reference, tmp_path: Path) -> N
     assert result.steps == reference[1].steps
 
 
+def _stop(state: State) -> None:
+    state.should_stop = True
+
+
 def test_changed_options_on_resume_are_reported(tmp_path: Path) -> None:
     setup = resume_setup()
     train(**setup, out_dir=tmp_path, callbacks=[lambda s: setattr(s, "should_stop", s.step == 4)])
@@ -103,4 +107,4 @@ def test_changed_options_on_resume_are_reported(tmp_path: Path) -> None:
         {**changed["options"].to_dict(), "epochs": 3}
     )
     with pytest.warns(UserWarning, match=r"differ from the checkpoint's in \['epochs'\]"):
-        train(**changed, out_dir=tmp_path, resume=True)
+        train(**changed, out_dir=tmp_path, resume=True, callbacks=[_stop])
