@@ -1,0 +1,151 @@
+"""Images per second of ``deepmetric.training.train`` against a minimal hand-written
+pytorch-metric-learning (PML) loop, with the same model, loss, optimiser, batch and data.
+
+    python bench/train_throughput.py [DATA.npz] [--steps 60] [--batch-size 64] [--threads 2]
+
+Data: Omniglot 28x28 drawings (``omniglot28_background.npz`` from the shared data folder), or
+random 28x28 images with 20 per class when no file is given. Model: ``Embedder(conv4 with 32
+channels, 64-d)``; loss: triplet margin 0.2 over all triplets of the batch; AdamW. Both loops
+take m=4 images per class. The PML loop is what its examples do: PML's ``MPerClassSampler`` with
+a ``DataLoader`` over a ``TensorDataset`` of float images, then forward, loss, backward, step.
+Ours runs ``train`` for one epoch of the same number of steps, with its default per-step work
+(monitor on every 10th batch, checks, schedule). Each side runs twice, alternating, after a
+warm-up; the better run of each is reported with the share of its time spent waiting for data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+# bench/ holds a module named sklearn.py; keep it from shadowing scikit-learn
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from pytorch_metric_learning import losses as pml_losses  # noqa: E402
+from pytorch_metric_learning import samplers as pml_samplers  # noqa: E402
+from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
+
+from deepmetric.data import ArrayDataset  # noqa: E402
+from deepmetric.losses import build as build_loss  # noqa: E402
+from deepmetric.models import Embedder, EmbedderConfig  # noqa: E402
+from deepmetric.training import (  # noqa: E402
+    OptimizerOptions,
+    RuntimeOptions,
+    ScheduleOptions,
+    TrainOptions,
+    train,
+)
+
+M = 4
+
+
+def load(path: Path | None, steps: int, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(images uint8 (n, 28, 28), labels)`` with about ``steps`` batches' worth of classes."""
+    classes = steps * batch_size // 20
+    if path is None:
+        rng = np.random.default_rng(0)
+        return rng.integers(0, 256, (classes * 20, 28, 28), dtype=np.uint8), np.repeat(
+            np.arange(classes), 20
+        )
+    with np.load(path) as npz:
+        images, labels = npz["images"], npz["labels"]
+    keep = labels < classes
+    return images[keep], labels[keep]
+
+
+def make_model() -> Embedder:
+    torch.manual_seed(0)
+    config = EmbedderConfig(
+        backbone={"name": "conv4", "in_channels": 1, "channels": 32}, embedding_dim=64
+    )
+    return Embedder(config)
+
+
+def run_ours(images: np.ndarray, labels: np.ndarray, batch_size: int) -> dict[str, float]:
+    model = make_model()
+    options = TrainOptions(
+        epochs=1, batch_size=batch_size, m_per_class=M,
+        optimizer=OptimizerOptions(name="adamw", lr=1e-3, weight_decay=0.0),
+        schedule=ScheduleOptions(name="constant"),
+        runtime=RuntimeOptions(progress=False),
+    )  # fmt: skip
+    start = time.perf_counter()
+    result = train(
+        model, ArrayDataset(images, labels), loss=build_loss({"name": "triplet", "margin": 0.2}),
+        options=options,
+    )  # fmt: skip
+    wall = time.perf_counter() - start
+    record = result.history[0]
+    return {"steps": result.steps, "wall": wall, "loop": record["data_time"] + record["step_time"],
+            "data": record["data_time"]}  # fmt: skip
+
+
+def run_pml(
+    images: np.ndarray, labels: np.ndarray, batch_size: int, steps: int
+) -> dict[str, float]:
+    model = make_model()
+    loss_fn = pml_losses.TripletMarginLoss(margin=0.2)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.0)
+    start = time.perf_counter()
+    dataset = TensorDataset(
+        torch.from_numpy(images).float().div_(255).unsqueeze(1), torch.from_numpy(labels)
+    )
+    sampler = pml_samplers.MPerClassSampler(
+        labels, m=M, batch_size=batch_size, length_before_new_iter=steps * batch_size
+    )
+    loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=True)
+    data_time, loop_start = 0.0, time.perf_counter()
+    batches = iter(loader)
+    done = 0
+    while True:
+        fetch = time.perf_counter()
+        batch = next(batches, None)
+        data_time += time.perf_counter() - fetch
+        if batch is None:
+            break
+        x, y = batch
+        loss = loss_fn(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        done += 1
+    end = time.perf_counter()
+    return {"steps": done, "wall": end - start, "loop": end - loop_start, "data": data_time}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("data", type=Path, nargs="?", default=None)
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    images, labels = load(args.data, args.steps, args.batch_size)
+    small = labels < 4 * args.batch_size // M // 5
+    run_ours(images[small], labels[small], args.batch_size)  # warm-up: imports, allocator
+    run_pml(images[small], labels[small], args.batch_size, 3)
+    results: dict[str, list[dict[str, float]]] = {"deepmetric": [], "PML": []}
+    for _ in range(2):
+        results["deepmetric"].append(run_ours(images, labels, args.batch_size))
+        steps = int(results["deepmetric"][-1]["steps"])
+        results["PML"].append(run_pml(images, labels, args.batch_size, steps))
+    print(f"{len(images)} images, {labels.max() + 1} classes, batch {args.batch_size}, "
+          f"{args.threads} threads")  # fmt: skip
+    print(f"{'loop':<11} {'steps':>5} {'img/s':>8} {'img/s wall':>10} {'data share':>10}")
+    best = {}
+    for name, runs in results.items():
+        run = max(runs, key=lambda r: r["steps"] / r["loop"])
+        best[name] = run["steps"] * args.batch_size / run["loop"]
+        print(f"{name:<11} {int(run['steps']):>5} {best[name]:>8.1f} "
+              f"{run['steps'] * args.batch_size / run['wall']:>10.1f} "
+              f"{run['data'] / run['loop']:>10.1%}")  # fmt: skip
+    print(f"deepmetric / PML: {best['deepmetric'] / best['PML']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
