@@ -1,0 +1,198 @@
+"""Report figures drawn with matplotlib's object API and returned as PNG ``data:`` URIs.
+
+No pyplot and no global backend: each figure is a ``matplotlib.figure.Figure`` rendered by the
+Agg canvas, under a local style (``rc_context``), so importing or calling this module leaves
+matplotlib's global state as it was.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from matplotlib import colormaps, rc_context
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from .history import Panel
+
+HIT, MISS, QUERY = "#2e9d4b", "#d1453b", "#3b6fd1"
+_PAIR_COLOURS = {"same-class": HIT, "different-class": MISS}
+COLOURS = {"after": "#3b6fd1", "before": "#9aa3ad", "baseline": "#e0a030"}
+_STYLE: Any = {  # rcParams, applied locally with rc_context
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.titleweight": "bold",
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.color": "#e6e8eb",
+    "grid.linewidth": 0.8,
+    "axes.edgecolor": "#9aa3ad",
+    "axes.labelcolor": "#333a42",
+    "xtick.color": "#59616b",
+    "ytick.color": "#59616b",
+    "legend.frameon": False,
+    "legend.fontsize": 8,
+}
+
+
+def to_data_uri(fig: Figure, dpi: int = 110) -> str:
+    """The figure as a ``data:image/png;base64,...`` URI."""
+    buffer = io.BytesIO()
+    FigureCanvasAgg(fig)  # attaches the Agg canvas to the figure: no global backend
+    fig.savefig(buffer, format="png", dpi=dpi)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _figure(width: float, height: float) -> Figure:
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def panels_figure(panels: Sequence[Panel], columns: int = 3) -> str:
+    """Small multiples: one axes per panel, one line per series."""
+    with rc_context(_STYLE):
+        cols = min(columns, len(panels))
+        rows = -(-len(panels) // cols)
+        fig = _figure(3.6 * cols, 2.6 * rows)
+        for i, panel in enumerate(panels):
+            ax = fig.add_subplot(rows, cols, i + 1)
+            for series in panel.series:
+                marker = "o" if len(series.x) <= 30 else None
+                ax.plot(series.x, series.y, marker=marker, markersize=3, linewidth=1.6,
+                        label=series.label, color=_PAIR_COLOURS.get(series.label))  # fmt: skip
+            if panel.log_y:
+                ax.set_yscale("log")
+            ax.set_title(panel.title, loc="left")
+            ax.set_xlabel(panel.xlabel)
+            if len(panel.series) > 1:
+                ax.legend()
+        return to_data_uri(fig)
+
+
+def histograms_figure(
+    before: tuple[np.ndarray, np.ndarray],
+    after: tuple[np.ndarray, np.ndarray],
+    xlabel: str,
+    aucs: tuple[float, float],
+) -> str:
+    """Same-class and different-class score histograms, before and after, side by side."""
+    with rc_context(_STYLE):
+        fig = _figure(8.4, 2.9)
+        for i, (name, (same, diff), auc) in enumerate(
+            (("Before training", before, aucs[0]), ("After training", after, aucs[1]))
+        ):
+            ax = fig.add_subplot(1, 2, i + 1)
+            values = np.concatenate([same, diff])
+            edges = np.linspace(values.min(), values.max(), 51).tolist() if len(values) else 50
+            ax.hist(diff, bins=edges, density=True, alpha=0.55, color=MISS, label="different class")
+            ax.hist(same, bins=edges, density=True, alpha=0.55, color=HIT, label="same class")
+            ax.set_title(f"{name}  (AUC {auc:.3f})", loc="left")
+            ax.set_xlabel(xlabel)
+            ax.set_yticks([])
+            ax.legend()
+        return to_data_uri(fig)
+
+
+def recall_figure(curves: Mapping[str, Mapping[int, float]]) -> str:
+    """Recall@K against K (log 2 axis), one line per embedding set."""
+    with rc_context(_STYLE):
+        fig = _figure(5.2, 3.2)
+        ax = fig.add_subplot(1, 1, 1)
+        for name, curve in curves.items():
+            ks = sorted(curve)
+            ax.plot(ks, [curve[k] for k in ks], marker="o", linewidth=2, label=name,
+                    color=COLOURS.get(name))  # fmt: skip
+        all_ks = sorted({k for curve in curves.values() for k in curve})
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(all_ks, [str(k) for k in all_ks])
+        lowest = min((v for curve in curves.values() for v in curve.values()), default=0.0)
+        ax.set_ylim(max(0.0, lowest - 0.1 * (1.0 - lowest) - 0.02), 1.005)
+        ax.set_xlabel("K (neighbours retrieved)")
+        ax.set_ylabel("Recall@K")
+        ax.legend()
+        return to_data_uri(fig)
+
+
+def projection_figure(
+    points: Mapping[str, np.ndarray], labels: np.ndarray, names: Sequence[str], method: str
+) -> str:
+    """2-D scatter of each embedding set, coloured by class, legend up to 20 classes."""
+    classes, codes = np.unique(labels, return_inverse=True)
+    if len(classes) <= 20:
+        palette = colormaps["tab10" if len(classes) <= 10 else "tab20"]
+        colours = palette(np.arange(len(classes)))  # listed colormaps: integer i is colour i
+    else:
+        colours = colormaps["turbo"](np.linspace(0.0, 1.0, len(classes)))
+    with rc_context(_STYLE):
+        fig = _figure(4.2 * len(points) + 1.2, 4.2)
+        size = float(np.clip(3000 / len(labels), 3, 30))
+        for i, (name, xy) in enumerate(points.items()):
+            ax = fig.add_subplot(1, len(points), i + 1)
+            ax.scatter(xy[:, 0], xy[:, 1], c=colours[codes], s=size, alpha=0.85, linewidths=0)
+            ax.set_title(f"{name} ({method})", loc="left")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.grid(False)
+        if len(classes) <= 20:
+            handles = [ax.scatter([], [], color=colour, s=25) for colour in colours]
+            fig.legend(handles, [_short(n, 18) for n in names], loc="outside right center")
+        return to_data_uri(fig)
+
+
+def grid_figure(
+    images: np.ndarray,
+    rows: Sequence[tuple[int, Sequence[int]]],
+    labels: np.ndarray,
+    names: Sequence[str],
+) -> str:
+    """Thumbnails: one row per ``(query, neighbours)``, bordered green (same class) or red."""
+    pictures = _displayable(images)
+    cols = 1 + max(len(n) for _, n in rows)
+    with rc_context(_STYLE):
+        fig = _figure(1.05 * cols + 0.2, 1.2 * len(rows))
+        for r, (query, found) in enumerate(rows):
+            for c, item in enumerate([query, *found]):
+                ax = fig.add_subplot(len(rows), cols, r * cols + c + 1)
+                hit = labels[item] == labels[query]
+                colour = QUERY if c == 0 else HIT if hit else MISS
+                title = (
+                    f"#{query} · {_short(names[item], 10)}" if c == 0 else _short(names[item], 14)
+                )
+                _thumbnail(ax, pictures[item], colour, title)
+        return to_data_uri(fig)
+
+
+def _thumbnail(ax: Axes, picture: np.ndarray, colour: str, title: str) -> None:
+    grey = picture.ndim == 2
+    ax.imshow(picture, cmap="gray" if grey else None, vmin=0.0, vmax=1.0, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.grid(False)
+    for spine in ax.spines.values():
+        spine.set_visible(True)
+        spine.set_color(colour)
+        spine.set_linewidth(3)
+    ax.set_title(title, fontsize=7, fontweight="normal", color=colour)
+
+
+def _displayable(images: np.ndarray) -> Any:
+    """Images as floats in [0, 1], grey as ``(n, H, W)``, colour as ``(n, H, W, 3 or 4)``."""
+    x = np.asarray(images)
+    if x.ndim == 4 and x.shape[3] == 1:
+        x = x[..., 0]
+    if x.dtype == np.uint8:
+        return x.astype(np.float64) / 255.0
+    x = x.astype(np.float64)
+    low, high = float(x.min()), float(x.max())
+    if low >= 0.0 and high <= 1.0:
+        return x
+    return (x - low) / (high - low) if high > low else np.zeros_like(x)
+
+
+def _short(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
