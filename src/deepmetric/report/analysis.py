@@ -176,10 +176,10 @@ def projection_2d(
     """``(n, 2)`` coordinates of the embeddings and the name of the method used.
 
     ``"tsne"``: t-SNE (van der Maaten & Hinton, "Visualizing Data using t-SNE", JMLR 2008),
-    seeded, PCA-initialised, perplexity ``min(30, (n - 1) / 3)``, 500 iterations; ``"pca"``: the two principal
-    components; ``"auto"``: t-SNE for ``5 <= n <= 3000``, PCA otherwise (t-SNE needs at least
-    5 items and is slow beyond a few thousand). For cosine the rows are L2-normalised first, so
-    euclidean distances in the input follow the cosine.
+    seeded, PCA-initialised, perplexity ``min(30, (n - 1) / 3)``, 500 iterations; ``"pca"``: the
+    two principal components; ``"auto"``: t-SNE for ``5 <= n <= 3000``, PCA otherwise (t-SNE
+    needs at least 5 items and is slow beyond a few thousand). For cosine the rows are
+    L2-normalised first, so euclidean distances in the input follow the cosine.
     """
     if method not in ("auto", "tsne", "pca"):
         raise ValueError(f"projection must be 'auto', 'tsne' or 'pca'; got {method!r}")

@@ -27,7 +27,11 @@ SECTIONS = {
     "config": "Configuration",
     "environment": "Environment",
 }
-SET_TITLES = {"baseline": "baseline (raw input)", "before": "before training", "after": "after"}
+SET_TITLES = {
+    "baseline": "baseline (raw input)",
+    "before": "before training",
+    "after": "after training",
+}
 
 
 def _cell(metrics: Mapping[str, float], key: str, name: str) -> str:
