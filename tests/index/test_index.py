@@ -70,7 +70,8 @@ def test_more_results_than_items_end_in_sentinels() -> None:
 def test_auto_factory_follows_the_size() -> None:
     assert auto_factory(FLAT_BELOW - 1, 128) == "Flat"
     assert auto_factory(FLAT_BELOW, 128).startswith("IVF") and "Flat" in auto_factory(50_000, 8)
-    assert auto_factory(3_000_000, 96).endswith(",PQ24")
+    assert auto_factory(3_000_000, 96).endswith(",PQ48x4fs")
+    assert auto_factory(3_000_000, 6).endswith(",PQ2x4fs")
 
 
 @pytest.mark.parametrize("factory", ["Flat", "HNSW16", "IVF16,Flat"])

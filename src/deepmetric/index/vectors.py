@@ -44,20 +44,21 @@ def auto_factory(n: int, dim: int) -> str:
     """The faiss factory string chosen for ``n`` vectors of width ``dim``.
 
     Below 20,000 vectors an exact ``Flat`` index; up to 2 million ``IVF{4 sqrt n},Flat``; past
-    that ``IVF{4 sqrt n},PQ{m}`` with ``m`` the largest divisor of ``dim`` up to ``dim / 4``
-    (``m`` bytes per vector instead of ``4 * dim``).
+    that (for an even ``dim``) ``IVF{4 sqrt n},PQ{m}x4fs``, 4-bit fast-scan product
+    quantisation with ``m`` the largest even divisor of ``dim`` up to ``dim / 2``: ``m / 2``
+    bytes per vector instead of ``4 * dim``. (8-bit PQ trains far slower for the same size.)
 
     Example:
         >>> auto_factory(1000, 64), auto_factory(100_000, 128), auto_factory(4_000_000, 128)
-        ('Flat', 'IVF1264,Flat', 'IVF8000,PQ32')
+        ('Flat', 'IVF1264,Flat', 'IVF8000,PQ64x4fs')
     """
     if n < FLAT_BELOW:
         return "Flat"
     nlist = int(4 * math.sqrt(n))
-    if n < PQ_FROM:
+    if n < PQ_FROM or dim % 2 or dim < 4:
         return f"IVF{nlist},Flat"
-    m = max(d for d in range(1, max(1, dim // 4) + 1) if dim % d == 0)
-    return f"IVF{nlist},PQ{m}"
+    m = max(d for d in range(2, dim // 2 + 1, 2) if dim % d == 0)
+    return f"IVF{nlist},PQ{m}x4fs"
 
 
 def prepare(vectors: np.ndarray, metric: IndexMetric) -> FloatMatrix:
