@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 from matplotlib import colormaps, rc_context
-from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -150,34 +149,54 @@ def grid_figure(
     labels: np.ndarray,
     names: Sequence[str],
 ) -> str:
-    """Thumbnails: one row per ``(query, neighbours)``, bordered green (same class) or red."""
-    pictures = _displayable(images)
-    cols = 1 + max(len(n) for _, n in rows)
+    """Thumbnails: one row per ``(query, neighbours)``, bordered blue (query), green (same class)
+    or red (another class), each under its class name.
+
+    The grid is composed as one RGB mosaic and drawn in a single axes: a figure with one axes per
+    thumbnail takes seconds to lay out.
+    """
+    pictures = _rgb(_displayable(images))
+    cols = 1 + max(len(found) for _, found in rows)
+    height, width = pictures.shape[1:3]
+    scale = max(1, 64 // max(height, width))  # small images (8x8 digits) upscaled, pixels kept
+    h, w = height * scale, width * scale
+    border = max(2, round(0.05 * max(h, w)))
+    cell_h, cell_w = h + 2 * border, w + 2 * border
+    band, gap = round(0.32 * cell_h), round(0.12 * cell_w)
+    step_y, step_x = cell_h + band, cell_w + gap
+    mosaic = np.ones((len(rows) * step_y, cols * step_x + gap, 3))
+    texts = []
+    for r, (query, found) in enumerate(rows):
+        for c, item in enumerate([query, *found]):
+            colour = QUERY if c == 0 else HIT if labels[item] == labels[query] else MISS
+            top, left = r * step_y + band, c * step_x + (gap if c > 0 else 0)
+            mosaic[top : top + cell_h, left : left + cell_w] = _hex(colour)
+            thumb = pictures[item].repeat(scale, 0).repeat(scale, 1)
+            mosaic[top + border : top + border + h, left + border : left + border + w] = thumb
+            title = f"#{query} · {_short(names[item], 9)}" if c == 0 else _short(names[item], 13)
+            texts.append((left + cell_w / 2, top - band * 0.18, title, colour))
     with rc_context(_STYLE):
-        fig = _figure(1.05 * cols + 0.2, 1.2 * len(rows))
-        for r, (query, found) in enumerate(rows):
-            for c, item in enumerate([query, *found]):
-                ax = fig.add_subplot(len(rows), cols, r * cols + c + 1)
-                hit = labels[item] == labels[query]
-                colour = QUERY if c == 0 else HIT if hit else MISS
-                title = (
-                    f"#{query} · {_short(names[item], 10)}" if c == 0 else _short(names[item], 14)
-                )
-                _thumbnail(ax, pictures[item], colour, title)
+        fig = Figure(figsize=(1.0 * cols, 1.0 * cols * mosaic.shape[0] / mosaic.shape[1]))
+        ax = fig.add_axes((0.0, 0.0, 1.0, 1.0))
+        ax.imshow(mosaic, interpolation="nearest")
+        ax.set_axis_off()
+        for x, y, title, colour in texts:
+            ax.text(x, y, title, ha="center", va="bottom", fontsize=6.5, color=colour)
         return to_data_uri(fig)
 
 
-def _thumbnail(ax: Axes, picture: np.ndarray, colour: str, title: str) -> None:
-    grey = picture.ndim == 2
-    ax.imshow(picture, cmap="gray" if grey else None, vmin=0.0, vmax=1.0, interpolation="nearest")
-    ax.set_xticks([])
-    ax.set_yticks([])
-    ax.grid(False)
-    for spine in ax.spines.values():
-        spine.set_visible(True)
-        spine.set_color(colour)
-        spine.set_linewidth(3)
-    ax.set_title(title, fontsize=7, fontweight="normal", color=colour)
+def _hex(colour: str) -> np.ndarray:
+    return np.array([int(colour[i : i + 2], 16) / 255.0 for i in (1, 3, 5)])
+
+
+def _rgb(pictures: np.ndarray) -> np.ndarray:
+    """``(n, H, W, 3)`` floats: grey repeated, alpha composited on white."""
+    if pictures.ndim == 3:
+        return np.repeat(pictures[..., None], 3, axis=3)
+    if pictures.shape[3] == 4:
+        alpha = pictures[..., 3:]
+        return pictures[..., :3] * alpha + (1.0 - alpha)
+    return pictures
 
 
 def _displayable(images: np.ndarray) -> Any:
