@@ -1,6 +1,7 @@
 """Search over embeddings: a persistent ``Index`` (faiss vectors + SQLite metadata), the
 ``ExactIndex`` oracle, and an ``Encoder`` that turns images into a model's vectors."""
 
+from .build import build_index, dataset_spec, index_dataset
 from .calibration import pair_scores
 from .encoder import Encoder
 from .exact import ExactIndex
@@ -16,5 +17,8 @@ __all__ = [
     "Item",
     "ModelMismatchError",
     "auto_factory",
+    "build_index",
+    "dataset_spec",
+    "index_dataset",
     "pair_scores",
 ]

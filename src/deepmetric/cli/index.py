@@ -1,0 +1,102 @@
+"""``deepmetric index build|add|remove|info``: make and edit a search index directory."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Build and edit an index.")
+
+DATA_HELP = "A folder with one sub-folder per class, a .csv (path,label), or a JSON dataset spec."
+
+
+@contextmanager
+def readable_errors() -> Iterator[None]:
+    """Turn a library error into one line on stderr and exit status 2."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            yield
+    except (ValueError, KeyError, OSError, ImportError) as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        typer.echo(f"error: {message}", err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command("build")
+def build(
+    run: Annotated[Path, typer.Argument(help="The model directory (config.json + weights).")],
+    data: Annotated[str, typer.Option("--data", help=DATA_HELP)],
+    out: Annotated[Path, typer.Option("--out", help="The index directory to write.")],
+    metric: Annotated[str, typer.Option(help="cosine or euclidean.")] = "cosine",
+    factory: Annotated[
+        str, typer.Option(help="faiss factory string, e.g. HNSW32, or auto.")
+    ] = "auto",
+    far: Annotated[
+        float, typer.Option(help="False accept rate of the match threshold; 0: none.")
+    ] = 1e-3,
+) -> None:
+    """Embed a dataset with a model and save it as an index (with a calibrated threshold)."""
+    from ..index import build_index
+
+    with readable_errors():
+        if metric not in ("cosine", "euclidean"):
+            raise ValueError(f"--metric must be cosine or euclidean; got {metric!r}")
+        index = build_index(run, data, metric=metric, factory=factory, far=far or None)  # type: ignore[arg-type]
+        index.save(out)
+    threshold = "none" if index.threshold is None else f"{index.threshold:.4f} at FAR {far:g}"
+    typer.echo(f"indexed {len(index)} items ({index.factory}, {index.metric}) into {out}")
+    typer.echo(f"match threshold: {threshold}")
+
+
+@app.command("add")
+def add(
+    index_dir: Annotated[Path, typer.Argument(metavar="INDEX", help="The index directory.")],
+    data: Annotated[str, typer.Option("--data", help=DATA_HELP)],
+    model: Annotated[
+        Path | None, typer.Option(help="Model directory (default: the index's).")
+    ] = None,
+) -> None:
+    """Embed a dataset and add its items to an existing index."""
+    from ..data import build_dataset
+    from ..index import Encoder, Index, dataset_spec, index_dataset
+
+    with readable_errors():
+        index = Index.load(index_dir, writable=True)
+        encoder = Encoder(model or index.model_path or "")
+        ids, _ = index_dataset(index, encoder, build_dataset(dataset_spec(data, encoder)))
+    first = f" (ids {ids.min()}..{ids.max()})" if len(ids) else ""
+    typer.echo(f"added {len(ids)} items{first}; the index holds {len(index)}")
+
+
+@app.command("remove")
+def remove(
+    index_dir: Annotated[Path, typer.Argument(metavar="INDEX", help="The index directory.")],
+    ids: Annotated[list[int], typer.Argument(help="Item ids to remove.")],
+) -> None:
+    """Remove items by id."""
+    from ..index import Index
+
+    with readable_errors():
+        index = Index.load(index_dir, writable=True)
+        index.remove(ids)
+    typer.echo(f"removed {len(ids)} items; the index holds {len(index)}")
+
+
+@app.command("info")
+def info(
+    index_dir: Annotated[Path, typer.Argument(metavar="INDEX", help="The index directory.")],
+) -> None:
+    """Print the index settings."""
+    from ..index import Index
+
+    with readable_errors():
+        index = Index.load(index_dir)
+    for key in ("dim", "metric", "factory", "threshold", "far", "model_path", "fingerprint"):
+        typer.echo(f"{key:<12} {getattr(index, key)}")
+    typer.echo(f"{'items':<12} {len(index)} ({index.tombstones} tombstones)")

@@ -1,0 +1,96 @@
+"""Index a labelled image dataset with a model directory (what ``deepmetric index`` runs)."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..data import LabeledDataset, build_dataset
+from .calibration import pair_scores
+from .encoder import Encoder
+from .index import Index
+from .vectors import IdArray, IndexMetric
+
+
+def dataset_spec(data: str, encoder: Encoder) -> dict[str, Any]:
+    """A ``build_dataset`` spec from a folder-per-class path, a ``.csv`` file or a JSON spec,
+    decoding images at the encoder's size and channels (unless the JSON spec sets them).
+    """
+    if data.lstrip().startswith("{"):
+        try:
+            spec: dict[str, Any] = json.loads(data)
+        except ValueError as err:
+            raise ValueError(f"--data is not valid JSON: {err}") from None
+    elif data.lower().endswith(".csv"):
+        spec = {"name": "csv", "root": data}
+    elif Path(data).is_dir():
+        spec = {"name": "folder", "root": data}
+    else:
+        raise ValueError(
+            f"data must be a folder with one sub-folder per class, a .csv file, or a JSON "
+            f'dataset spec such as {{"name": "cub200", "root": ...}}; got {data!r}'
+        )
+    spec.setdefault("image_size", list(encoder.image_size))
+    spec.setdefault("channels", encoder.channels)
+    return spec
+
+
+def index_dataset(
+    index: Index, encoder: Encoder, dataset: LabeledDataset
+) -> tuple[IdArray, np.ndarray]:
+    """Embed every item of ``dataset`` and add it with its class name, file and extra fields;
+    returns the new ids ``(n,)`` and the vectors ``(n, dim)``."""
+    vectors = encoder.encode_dataset(dataset)
+    names = np.asarray(dataset.class_names, dtype=object)[dataset.labels]
+    columns = {key: value.tolist() for key, value in dataset.extra.items()}
+    attributes = [
+        dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)
+    ]
+    ids = index.add(
+        vectors,
+        labels=names.tolist(),
+        sources=dataset.paths,
+        attributes=attributes or None,
+        fingerprint=encoder.fingerprint,
+    )
+    return ids, vectors
+
+
+def build_index(
+    model_path: str | PathLike[str],
+    data: str,
+    *,
+    metric: IndexMetric = "cosine",
+    factory: str = "auto",
+    far: float | None = 1e-3,
+) -> Index:
+    """An in-memory index of the dataset ``data`` (see :func:`dataset_spec`) embedded by the
+    model at ``model_path``, with its match threshold calibrated at ``far`` on pairs of its own
+    items (skipped, with a warning, when there are too few different pairs for that FAR)."""
+    encoder = Encoder(model_path)
+    dataset = build_dataset(dataset_spec(data, encoder))
+    if len(dataset) == 0:
+        raise ValueError(f"the dataset {data!r} has no readable items")
+    index = Index(
+        encoder.dim,
+        metric=metric,
+        factory=factory,
+        fingerprint=encoder.fingerprint,
+        model_path=str(Path(model_path).resolve()),
+    )
+    _, vectors = index_dataset(index, encoder, dataset)
+    if far is not None:
+        scores, same = pair_scores(vectors, dataset.labels, metric=metric)
+        if (~same).sum() * far >= 1 and same.any():
+            index.calibrate(scores, same, far=far)
+        else:
+            warnings.warn(
+                f"too few labelled pairs to calibrate at far={far}; no match threshold set",
+                stacklevel=2,
+            )
+    return index
