@@ -123,9 +123,10 @@ def main() -> None:
                   f"{ours if isinstance(ours, str) else ''} | | | | |")  # fmt: skip
             continue
         diff = max(abs(pml["values"][k] - ours["values"][k]) for k in NAMES)
-        print(f"| {n:,} | {pml['s']:.1f} | {ours['s']:.1f} | {ours['s'] / pml['s']:.2f} | "
-              f"{pml['peak_mib']:.0f} ({pml['above_mib']:.0f}) | "
-              f"{ours['peak_mib']:.0f} ({ours['above_mib']:.0f}) | {diff:.1e} |", flush=True)  # fmt: skip
+        memory = [f"{r['peak_mib']:.0f} ({r['above_mib']:.0f})" for r in (pml, ours)]
+        ratio = ours["s"] / pml["s"]
+        row = [f"{n:,}", f"{pml['s']:.1f}", f"{ours['s']:.1f}", f"{ratio:.2f}", *memory]
+        print("| " + " | ".join([*row, f"{diff:.1e}"]) + " |", flush=True)
         print(f"|   values | {pml['values']} | {ours['values']} |", flush=True)
     if args.approx_size:
         result = run("approx", args.approx_size)

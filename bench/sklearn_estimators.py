@@ -1,6 +1,6 @@
 """deepmetric.sklearn against metric-learn: kNN accuracy, fit time and memory.
 
-Usage: ``python bench/sklearn.py [--quick] [--skip-scale]``. Prints Markdown tables.
+Usage: ``python bench/sklearn_estimators.py [--quick] [--skip-scale]``. Prints Markdown tables.
 
 1. Accuracy: 5-fold ``cross_validate`` (``cv=5``) of ``make_pipeline(StandardScaler(), learner,
    KNeighborsClassifier())`` on iris, wine and digits, against ``StandardScaler + kNN`` alone
