@@ -1,0 +1,105 @@
+"""The state every request shares: the index, the query encoder, and the request checks."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi import HTTPException, UploadFile
+
+from ..index import Encoder, Index, ModelMismatchError
+
+MAX_UPLOAD_BYTES = 10 * 2**20
+THUMBNAIL_PIXELS = 160
+
+
+class Service:
+    """The index, the model that embeds queries, and the request checks the routes share."""
+
+    def __init__(
+        self,
+        index_path: str | Path,
+        *,
+        model_path: str | Path | None,
+        writes: bool,
+        token: str | None,
+        max_upload_bytes: int,
+    ) -> None:
+        if writes and not token:
+            raise ValueError("writes need a token: pass token= (or set DEEPMETRIC_TOKEN)")
+        if max_upload_bytes < 1:
+            raise ValueError(f"max_upload_bytes must be >= 1; got {max_upload_bytes}")
+        self.index = Index.load(index_path, writable=writes)
+        model = model_path or self.index.model_path
+        if model is None:
+            raise ValueError(f"the index at {index_path} names no model; pass model_path=")
+        self.encoder = Encoder(model)
+        if self.index.fingerprint not in (None, self.encoder.fingerprint):
+            raise ModelMismatchError(
+                f"the model at {model} is not the one that built the index at {index_path}"
+            )
+        self.writes, self.token, self.max_upload_bytes = writes, token, max_upload_bytes
+        self.encode_lock = threading.Lock()
+
+    async def read_image(self, upload: UploadFile, name: str) -> np.ndarray:
+        """Read, size-check and embed one upload: ``(1, dim)`` vector, or 413 / 400."""
+        data = await upload.read(self.max_upload_bytes + 1)
+        if len(data) > self.max_upload_bytes:
+            raise HTTPException(413, f"{name} is over the {self.max_upload_bytes}-byte limit")
+        try:
+            image = self.encoder.decode(data)
+        except ValueError as err:
+            raise HTTPException(400, f"{name}: {err}") from None
+        with self.encode_lock:
+            return self.encoder.encode(image[None])
+
+    def authorise(self, authorization: str | None) -> None:
+        """403 when writes are disabled, 401 without the right bearer token."""
+        if not self.writes:
+            raise HTTPException(403, "writes are disabled on this server (start it with writes)")
+        scheme, _, given = (authorization or "").strip().partition(" ")
+        valid = scheme.lower() == "bearer" and given.strip() != ""
+        if not valid or not hmac.compare_digest(given.strip().encode(), str(self.token).encode()):
+            raise HTTPException(401, "a valid 'Authorization: Bearer <token>' header is needed")
+
+    def results(self, vector: np.ndarray, k: int, label: str | None) -> dict[str, Any]:
+        """The JSON body of a search: ranked items with score, metadata and match flag."""
+        try:
+            scores, ids = self.index.search(
+                vector, k, label=label, fingerprint=self.encoder.fingerprint
+            )
+        except ValueError as err:
+            raise HTTPException(422, str(err)) from None
+        found = ids[0] >= 0
+        items = self.index.items(ids[0][found])
+        matches = self.matches(scores[0][found])
+        rows = [
+            {"rank": rank + 1, "score": float(score), "match": match, **item.to_dict()}
+            for rank, (score, item, match) in enumerate(
+                zip(scores[0][found], items, matches, strict=True)
+            )
+            if item is not None
+        ]
+        return {"metric": self.index.metric, "threshold": self.index.threshold, "results": rows}
+
+    def matches(self, scores: np.ndarray) -> list[bool | None]:
+        """Per score: at the calibrated threshold or better, or None without a threshold."""
+        if self.index.threshold is None:
+            return [None] * len(scores)
+        return [bool(m) for m in self.index.is_match(scores)]
+
+
+def parse_vector(text: str, dim: int) -> np.ndarray:
+    """A JSON list of ``dim`` numbers as a ``(1, dim)`` array; 422 otherwise."""
+    try:
+        values = json.loads(text)
+        vector = np.asarray(values, dtype=np.float32).reshape(1, -1)
+    except (ValueError, TypeError):
+        raise HTTPException(422, "vector must be a JSON list of numbers") from None
+    if vector.shape[1] != dim:
+        raise HTTPException(422, f"index dim is {dim}, query dim is {vector.shape[1]}")
+    return vector
