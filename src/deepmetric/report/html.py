@@ -25,6 +25,7 @@ header { background:linear-gradient(180deg,#f3f6fb,#fff); border-bottom:1px soli
 header .inner { max-width:1120px; margin:0 auto; padding:28px 20px 20px; }
 h1 { font-size:26px; margin:0 0 4px; letter-spacing:-0.01em; }
 h2 { font-size:19px; margin:44px 0 6px; padding-top:8px; border-top:1px solid var(--line); }
+main > section:first-child h2 { border-top:none; margin-top:28px; }
 h3 { font-size:15px; margin:20px 0 6px; }
 .sub { color:var(--muted); font-size:13.5px; }
 .cards { display:grid; grid-template-columns:repeat(auto-fit,minmax(210px,1fr)); gap:14px;
