@@ -1,102 +1,194 @@
 """The demo job: learn a metric on scikit-learn's bundled digits, test it on digits it never saw.
 
-Runs offline in seconds on a CPU. A seeded, stratified third of the 1,797 images is held out; the
-embedder trains on the rest and is evaluated with Recall@k on the held-out images, each querying
-the others.
+Runs offline (the digits ship with scikit-learn). The split is class-disjoint: the digits 2, 4
+and 6 (the classes ``class_disjoint_split`` draws for a 0.3 fraction with seed 0) are held out
+and never seen in training; the other seven train. The recipe, chosen by measuring a few on
+this split: an MLP embedder (64 -> 256 -> 64, L2-normalised) trained with the supervised
+contrastive loss (Khosla et al., "Supervised Contrastive Learning", NeurIPS 2020,
+https://arxiv.org/abs/2004.11362) on class-balanced batches, with a projection head used only
+in training (as in SimCLR: Chen et al., ICML 2020, https://arxiv.org/abs/2002.05709) and random
+affine warps of the 8x8 images (rotation, scale, shift) as class-agnostic invariances. The
+held-out digits are scored three ways: raw pixels, the untrained network and the trained one
+(each item queries all the others, cosine on L2-normalised rows): Recall@1/2/4/8, MAP@R and
+the NMI of a k-means clustering.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Mapping
+import dataclasses
+import math
+import time
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
-from . import losses, miners
-from .distances import Metric
-from .evaluation import retrieval_metrics
-from .samplers import MPerClassSampler
+from .config import RunConfig, build_config, build_data, build_loss, build_model, save_config
+from .evaluation import clustering_metrics, knn, retrieval_metrics
+from .models import Embedder, embed, save_model
+from .training import Callback, read_jsonl, train
 
-log = logging.getLogger(__name__)
-
-HELD_OUT = 1 / 3
-
-
-class MLPEmbedder(nn.Module):
-    """Two hidden layers and an L2-normalised output: ``(batch, in_dim) -> (batch, dim)``."""
-
-    def __init__(self, in_dim: int, dim: int = 32, hidden: int = 128) -> None:
-        super().__init__()
-        self.net = nn.Sequential(
-            nn.Linear(in_dim, hidden),
-            nn.ReLU(),
-            nn.Linear(hidden, hidden),
-            nn.ReLU(),
-            nn.Linear(hidden, dim),
-        )
-
-    def forward(self, x: Tensor) -> Tensor:
-        return nn.functional.normalize(self.net(x), dim=1)
+TEST_CLASSES = ("2", "4", "6")
+KS = (1, 2, 4, 8)
 
 
-def load_digits_split(seed: int = 0) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Digits as ``(x_train, y_train, x_test, y_test)``, a stratified third held out."""
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
+@dataclasses.dataclass(frozen=True)
+class DemoResult:
+    """The demo's outcome.
 
-    data = load_digits()
-    x_train, x_test, y_train, y_test = train_test_split(
-        data.data, data.target, test_size=HELD_OUT, stratify=data.target, random_state=seed
-    )
-    as_x = lambda a: torch.tensor(a, dtype=torch.float32) / 16.0  # noqa: E731
-    as_y = lambda a: torch.tensor(a, dtype=torch.int64)  # noqa: E731
-    return as_x(x_train), as_y(y_train), as_x(x_test), as_y(y_test)
-
-
-def run_digits_demo(
-    epochs: int = 20,
-    seed: int = 0,
-    loss: Mapping[str, Any] | None = None,
-    miner: Mapping[str, Any] | None = None,
-) -> dict[str, float]:
-    """Train an MLP embedder; return Recall@k on the held-out digits before and after training.
-
-    Returns:
-        ``recall_at_{k}`` after training, ``initial_recall_at_1`` (untrained network) and
-        ``pixels_recall_at_1`` (raw pixels, the baseline to beat), plus ``final_loss``.
+    Attributes:
+        table: ``{"raw pixels" | "untrained network" | "trained embedder": metrics}`` with
+            ``recall_at_{1,2,4,8}``, ``map_at_r`` and ``nmi`` on the held-out digits.
+        example: one retrieval: ``(query label, [(label, cosine similarity), ...] top 5)``.
+        out_dir, model_dir, report: what was written (``report`` None when skipped).
+        seconds: training time.
     """
+
+    table: dict[str, dict[str, float]]
+    example: tuple[str, list[tuple[str, float]]]
+    out_dir: Path
+    model_dir: Path
+    report: Path | None
+    seconds: float
+
+
+class ContrastiveTrainer(nn.Module):
+    """Training-time wrapper: affine-augment 8x8 digits, embed, project with a head.
+
+    In training mode ``(batch, 64)`` pixels are warped (rotation up to 15 degrees, scale and
+    shift up to 15%), embedded and passed through ``Linear -> ReLU -> Linear`` and L2
+    normalisation; in eval mode it is the embedder alone, so validation and the saved model
+    see the embedding, never the head.
+    """
+
+    def __init__(self, embedder: Embedder, head_dim: int = 128) -> None:
+        super().__init__()
+        dim = int(embedder.embedding_dim)
+        self.embedder = embedder
+        self.head = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, head_dim))
+
+    def forward(self, pixels: Tensor) -> Tensor:
+        if not self.training:
+            return self.embedder(pixels)
+        out = self.head(self.embedder(warp(pixels)))
+        return nn.functional.normalize(out, dim=1)
+
+
+def warp(pixels: Tensor, strength: float = 0.15) -> Tensor:
+    """Random affine warps of ``(batch, 64)`` 8x8 images, bilinear, zero padding."""
+    n = len(pixels)
+    images = pixels.reshape(n, 1, 8, 8)
+    angle = (torch.rand(n) * 2 - 1) * math.radians(100 * strength)
+    scale = 1 + (torch.rand(n) * 2 - 1) * strength
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0] = theta[:, 1, 1] = torch.cos(angle) * scale
+    theta[:, 0, 1], theta[:, 1, 0] = -torch.sin(angle) * scale, torch.sin(angle) * scale
+    theta[:, :, 2] = (torch.rand(n, 2) * 2 - 1) * strength
+    grid = nn.functional.affine_grid(theta.to(pixels), list(images.shape), align_corners=False)
+    return nn.functional.grid_sample(images, grid, align_corners=False).reshape(n, 64)
+
+
+def demo_config(*, epochs: int = 30, out_dir: str = "runs/demo", seed: int = 0) -> RunConfig:
+    """The demo's run config (``deepmetric train`` can run the same data and model)."""
+    return build_config(
+        {
+            "data": {"train": {"name": "digits", "as_vectors": True}, "test_classes": TEST_CLASSES},
+            "model": {
+                "backbone": {"name": "mlp", "in_features": 64, "hidden_sizes": [256]},
+                "embedding_dim": 64,
+            },
+            "loss": {"name": "supcon", "temperature": 0.1},
+            "sampler": {"batch_size": 112, "m_per_class": 16},
+            "optimizer": {"name": "adamw", "lr": 1e-3, "weight_decay": 1e-4},
+            "epochs": epochs,
+            "schedule": {"name": "cosine", "warmup_epochs": min(1.0, epochs / 10)},
+            "runtime": {"seed": seed, "progress": False},
+            "output": {"dir": out_dir},
+        }
+    )
+
+
+def scores(x: Tensor, labels: np.ndarray, seed: int) -> dict[str, float]:
+    """Recall@k and MAP@R (cosine, each item queries the others) and k-means NMI."""
+    found = retrieval_metrics(x, torch.as_tensor(labels), ks=KS, metric="cosine")
+    row = {f"recall_at_{k}": found[f"recall_at_{k}"] for k in KS}
+    row["map_at_r"] = found["map_at_r"]
+    cluster = clustering_metrics(x.numpy(), labels, metric="cosine", seed=seed, nredo=5)
+    row["nmi"] = cluster["nmi"]
+    return row
+
+
+def _example(
+    x: Tensor, labels: np.ndarray, names: list[str]
+) -> tuple[str, list[tuple[str, float]]]:
+    hits = knn(x[:1], x, k=6, metric="cosine")
+    ids, sims = hits.indices[0].tolist(), hits.scores[0].tolist()
+    top = [(names[labels[i]], float(s)) for i, s in zip(ids, sims, strict=True) if i != 0][:5]
+    return names[labels[0]], top
+
+
+def run_demo(
+    *,
+    epochs: int = 30,
+    out_dir: str = "runs/demo",
+    seed: int = 0,
+    report: bool = True,
+    callbacks: tuple[Callback, ...] = (),
+) -> DemoResult:
+    """Train on seven digits, score the three held-out ones; write the model and report."""
+    config = demo_config(epochs=epochs, out_dir=out_dir, seed=seed)
     torch.manual_seed(seed)
-    x_train, y_train, x_test, y_test = load_digits_split(seed)
-    model = MLPEmbedder(x_train.shape[1])
-    criterion = losses.build(loss or {"name": "multi_similarity"})
-    mine = miners.build(miner or {"name": "multi_similarity"})
-    sampler = MPerClassSampler(y_train, m=16, batch_size=160, seed=seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    model.eval()
-    with torch.no_grad():
-        initial = _recall(model(x_test), y_test, (1,), "cosine")["recall_at_1"]
-    value = torch.zeros(())
-    for epoch in range(epochs):
-        sampler.set_epoch(epoch)
-        model.train()
-        for batch in sampler:
-            emb = model(x_train[batch])
-            value = criterion(emb, y_train[batch], indices=mine(emb, y_train[batch]))
-            optimizer.zero_grad()
-            value.backward()
-            optimizer.step()
-        log.info("epoch %d loss %.4f", epoch + 1, float(value.detach()))
-    model.eval()
-    with torch.no_grad():
-        result = _recall(model(x_test), y_test, (1, 2, 4, 8), "cosine")
-    result["initial_recall_at_1"] = initial
-    result["pixels_recall_at_1"] = _recall(x_test, y_test, (1,), "euclidean")["recall_at_1"]
-    result["final_loss"] = float(value.detach())
-    return result
+    data = build_data(config)
+    embedder = build_model(config)
+    test_x = torch.stack([data.test[i][0] for i in range(len(data.test))])
+    labels = data.test.labels
+    table = {"raw pixels": scores(test_x, labels, seed)}
+    before = embed(embedder, test_x)
+    table["untrained network"] = scores(before, labels, seed)
+    folder = Path(out_dir)
+    save_config(config, folder / "config.yaml")
+    start = time.perf_counter()
+    wrapper = ContrastiveTrainer(embedder)
+    loss = build_loss(config, data.train.num_classes, int(embedder.embedding_dim))
+    options = config.train_options()
+    train(wrapper, data.train, loss=loss, options=options, callbacks=callbacks, out_dir=folder)
+    seconds = time.perf_counter() - start
+    after = embed(embedder, test_x)
+    table["trained embedder"] = scores(after, labels, seed)
+    model_dir = save_model(
+        embedder, folder / "model", metrics=table["trained embedder"], train_config=config.to_dict()
+    )
+    page = (
+        _report(config, folder, (test_x, before, after), labels, data.test.class_names)
+        if report
+        else None
+    )
+    example = _example(after, labels, data.test.class_names)
+    return DemoResult(table, example, folder, model_dir, page, seconds)
 
 
-def _recall(x: Tensor, y: Tensor, ks: tuple[int, ...], metric: Metric) -> dict[str, float]:
-    found = retrieval_metrics(x, y, ks=ks, metric=metric, include=["recall_at_k"])
-    return {f"recall_at_{k}": found[f"recall_at_{k}"] for k in ks}
+def _report(
+    config: RunConfig,
+    folder: Path,
+    sets: tuple[Tensor, Tensor, Tensor],
+    labels: Any,
+    names: list[str],
+) -> Path:
+    from .report import EmbeddingSet, build_report
+
+    pixels, before, after = sets
+    images = pixels.reshape(-1, 8, 8).numpy()
+    log = folder / "metrics.jsonl"
+    return build_report(
+        folder / "report.html",
+        history=read_jsonl(log) if log.is_file() else [],
+        before=EmbeddingSet(before.numpy(), labels, images=images, class_names=names),
+        after=EmbeddingSet(after.numpy(), labels, images=images, class_names=names),
+        baseline=EmbeddingSet(pixels.numpy(), labels, images=images, class_names=names),
+        config=config.to_dict(),
+        title="deepmetric demo: digits 2, 4, 6 never seen in training",
+        metric="cosine",
+        ks=KS,
+    )

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import typer
 
-from . import demo
+from . import bench, demo, embed, evaluate, train
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Deep metric learning toolkit.")
 app.command("demo")(demo.demo)
+app.command("train")(train.train)
+app.command("evaluate")(evaluate.evaluate)
+app.command("embed")(embed.embed)
+app.command("bench")(bench.bench)
 
 
 @app.callback()

@@ -1,0 +1,62 @@
+"""Shared pieces of the commands: one-line errors, dataset specs, run directories."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import typer
+import yaml
+
+T = TypeVar("T")
+# what a bad input raises; anything else is a bug and keeps its traceback
+INPUT_ERRORS = (ValueError, KeyError, TypeError, FileNotFoundError, NotADirectoryError, ImportError)
+
+
+def fail(message: str) -> NoReturn:
+    """Print ``error: message`` to stderr and exit with status 2."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+@contextmanager
+def readable_errors() -> Iterator[None]:
+    """Turn a bad-input exception into one line on stderr and exit status 2."""
+    try:
+        yield
+    except INPUT_ERRORS as err:
+        text = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
+        fail(text.splitlines()[0] if text else type(err).__name__)
+
+
+def guarded(call: Callable[[], T]) -> T:
+    """``call()`` under ``readable_errors``."""
+    with readable_errors():
+        return call()
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def parse_spec(text: str) -> dict[str, Any]:
+    """A dataset spec from ``--data``: a YAML/JSON mapping, or a bare dataset name."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        fail(
+            f"--data must be a dataset name or a YAML mapping like '{{name: digits}}'; got {text!r}"
+        )
+    if isinstance(value, str):
+        return {"name": value}
+    if not isinstance(value, dict) or "name" not in value:
+        fail(f"--data must be a dataset name or a mapping with a 'name' key; got {text!r}")
+    return value
+
+
+def model_dir(run: Path) -> Path:
+    """The model directory of a run directory (``RUN/model``) or a model directory itself."""
+    if (run / "model" / "config.json").is_file():
+        return run / "model"
+    if (run / "config.json").is_file():
+        return run
+    fail(f"{str(run)!r} is neither a run directory (with model/) nor a model directory")

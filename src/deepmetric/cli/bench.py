@@ -1,0 +1,46 @@
+"""``deepmetric bench``: run the benchmark scripts of bench/ with this Python."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import typer
+
+from ._common import fail
+
+# scripts that need a data path argument are left to be run by hand
+SKIP = ("loss_cases.py", "train_omniglot.py")
+
+
+def scripts(folder: Path) -> list[Path]:
+    """The runnable benchmark scripts in ``folder``, sorted."""
+    return sorted(
+        p for p in folder.glob("*.py") if p.name not in SKIP and not p.name.startswith("_")
+    )
+
+
+def bench(
+    only: list[str] = typer.Option([], "--only", help="Run only these (e.g. losses, evaluation)."),  # noqa: B008
+    folder: Path = typer.Option(Path("bench"), "--dir", help="The benchmark folder."),  # noqa: B008
+    list_only: bool = typer.Option(False, "--list", help="List the benchmarks and exit."),
+) -> None:
+    """Run each benchmark script in its own process and report which failed."""
+    found = {p.stem: p for p in scripts(folder)} if folder.is_dir() else {}
+    if not found:
+        fail(f"no benchmark scripts in {str(folder)!r}; run from the repository root or pass --dir")
+    unknown = [name for name in only if name not in found]
+    if unknown:
+        fail(f"unknown benchmark {unknown[0]!r}; known: {', '.join(found)}")
+    if list_only:
+        typer.echo("\n".join(found))
+        return
+    failed = []
+    for name in only or list(found):
+        typer.echo(f"== bench/{found[name].name}", err=True)
+        code = subprocess.call([sys.executable, str(found[name])])
+        if code:
+            failed.append(f"{name} (exit {code})")
+    if failed:
+        fail(f"failed: {', '.join(failed)}")

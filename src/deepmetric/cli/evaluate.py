@@ -1,0 +1,65 @@
+"""``deepmetric evaluate RUN --data SPEC``: score a trained model on a dataset."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from ._common import guarded, model_dir, parse_spec
+
+PROTOCOLS = ("retrieval", "verification", "reid", "fewshot", "clustering")
+
+
+def _embed_data(folder: Path, spec: dict[str, Any], protocol: str, batch_size: int) -> Any:
+    from ..data import LabeledDataset, LFWPairs, build_dataset
+    from ..models import embed, load_model
+
+    model = load_model(folder)
+    pairs = None
+    data: LabeledDataset
+    if protocol == "verification" and spec.get("name") == "lfw":
+        found = LFWPairs(**{k: v for k, v in spec.items() if k not in ("name", "split")})
+        data, pairs = found.images, (found.pair_indices, found.is_same)
+    else:
+        data = build_dataset(spec)
+    return embed(model, data, batch_size=batch_size, progress=True), data, pairs
+
+
+def evaluate(
+    run: Path = typer.Argument(..., help="A run directory (with model/) or a model directory."),  # noqa: B008
+    data: str = typer.Option(
+        ..., "--data", help="Dataset spec: a name or '{name: ..., root: ...}'."
+    ),
+    protocol: str = typer.Option("retrieval", help="|".join(PROTOCOLS)),
+    metric: str = typer.Option("cosine", help="cosine, euclidean, squared_euclidean or dot."),
+    batch_size: int = typer.Option(256, min=1, help="Embedding batch size."),
+    as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+) -> None:
+    """Embed a dataset with a trained model and print its metrics (retrieval by default)."""
+    from ..config import EvaluationConfig, evaluate_embeddings
+
+    if protocol not in PROTOCOLS:
+        guarded(
+            lambda: (_ for _ in ()).throw(
+                ValueError(f"--protocol must be one of {', '.join(PROTOCOLS)}; got {protocol!r}")
+            )
+        )
+    spec, folder = parse_spec(data), model_dir(run)
+    ev = guarded(lambda: EvaluationConfig(protocol=protocol, metric=metric))  # type: ignore[arg-type]
+    x, dataset, pairs = guarded(lambda: _embed_data(folder, spec, protocol, batch_size))
+    metrics = guarded(lambda: evaluate_embeddings(x, dataset, ev, pairs=pairs))
+    if as_json:
+        typer.echo(json.dumps(metrics, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{protocol}: {spec['name']} ({len(dataset)} items)")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name, value in metrics.items():
+        table.add_row(name, f"{value:.4f}")
+    Console().print(table)

@@ -1,0 +1,45 @@
+"""``deepmetric train CONFIG``: train as a YAML run config says."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+import typer
+import yaml
+
+from ._common import guarded
+
+
+def train(
+    config: Path = typer.Argument(..., help="A YAML run config (see configs/)."),  # noqa: B008
+    overrides: list[str] = typer.Option([], "--set", help="Override a key: key.path=value."),  # noqa: B008
+    resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint."),
+    print_config: bool = typer.Option(
+        False, "--print-config", help="Print the resolved config and exit."
+    ),
+) -> None:
+    """Train a model; writes config.yaml, checkpoints/, metrics.jsonl, model/ and report.html."""
+    from ..config import load_config, run_training
+
+    cfg = guarded(lambda: load_config(config, overrides))
+    if print_config:
+        typer.echo(yaml.safe_dump(cfg.to_dict(), sort_keys=False), nl=False)
+        return
+    typer.echo(f"training {config} -> {cfg.output.dir}", err=True)
+    try:
+        outcome = guarded(lambda: run_training(cfg, resume=resume))
+    except KeyboardInterrupt:
+        again = ["deepmetric", "train", str(config), *[f"--set={o}" for o in overrides]]
+        typer.echo(
+            f"\ninterrupted: the last checkpoint is in {cfg.output.dir}/checkpoints", err=True
+        )
+        typer.echo(f"resume with: {shlex.join([*again, '--resume'])}", err=True)
+        raise typer.Exit(130) from None
+    for name, value in outcome.metrics.items():
+        typer.echo(f"{name:>16} {value:.4f}")
+    typer.echo(f"model: {outcome.result.model_dir or outcome.out_dir / 'model'}")
+    if outcome.report is not None:
+        typer.echo(f"report: {outcome.report}")
+    sys.stdout.flush()

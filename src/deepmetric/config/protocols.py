@@ -1,0 +1,121 @@
+"""Score the embeddings of a dataset under one evaluation protocol, as a flat dict of floats.
+
+- ``retrieval``: ``retrieval_metrics``; query rows against gallery rows when the dataset marks
+  them (``extra["is_query"]`` / ``extra["is_gallery"]``, In-shop), else each item against all
+  others.
+- ``clustering``: ``clustering_metrics`` (k-means with k = number of classes; NMI, AMI, ARI).
+- ``fewshot``: ``fewshot_accuracy``, 5-way 1-shot, 600 seeded episodes.
+- ``reid``: ``reid_metrics`` with ``extra["pid"]`` and ``extra["camera"]`` (Market-1501).
+- ``verification``: ``verification_metrics`` on the pairs of ``pairs`` (``(n, 2)`` rows and
+  ``(n,)`` same/different flags, LFW's) or, without them, on seeded pairs of the labels:
+  every item with one same-class and one different-class partner.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..data import LabeledDataset
+from ..evaluation import (
+    clustering_metrics,
+    fewshot_accuracy,
+    reid_metrics,
+    retrieval_metrics,
+    verification_metrics,
+)
+from .schema import ConfigError, EvaluationConfig
+
+
+def _flag(data: LabeledDataset, key: str) -> np.ndarray | None:
+    value = data.extra.get(key)
+    return None if value is None else np.asarray(value, dtype=bool)
+
+
+def _retrieval(x: Tensor, data: LabeledDataset, ev: EvaluationConfig) -> dict[str, float]:
+    labels = torch.as_tensor(data.labels)
+    query, gallery = _flag(data, "is_query"), _flag(data, "is_gallery")
+    if query is None or gallery is None:
+        return retrieval_metrics(x, labels, ks=ev.ks, metric=ev.metric)
+    q, g = torch.from_numpy(query), torch.from_numpy(gallery)
+    return retrieval_metrics(
+        x[q], labels[q], reference=x[g], reference_labels=labels[g], ks=ev.ks, metric=ev.metric
+    )
+
+
+def _reid(x: Tensor, data: LabeledDataset, ev: EvaluationConfig) -> dict[str, float]:
+    needed = ("pid", "camera", "is_query", "is_gallery")
+    if any(key not in data.extra for key in needed):
+        raise ConfigError(
+            "the reid protocol needs a dataset with query/gallery cameras and identities "
+            "(market1501, split test)"
+        )
+    q, g = np.asarray(data.extra["is_query"], bool), np.asarray(data.extra["is_gallery"], bool)
+    pid, cam = data.extra["pid"], data.extra["camera"]
+    metric = "euclidean" if ev.metric == "squared_euclidean" else ev.metric
+    found = reid_metrics(x[q], x[g], pid[q], pid[g], cam[q], cam[g], metric=metric)
+    return found.as_dict()
+
+
+def label_pairs(labels: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs ``(2n, 2)`` and same flags ``(2n,)``: each item with a random same-class partner
+    (another item when it has one) and a random different-class partner."""
+    rng = np.random.default_rng(seed)
+    n = len(labels)
+    order = np.lexsort((rng.random(n), labels))  # items grouped by class, shuffled within
+    starts = np.searchsorted(labels[order], labels[order], side="left")
+    counts = np.bincount(labels)[labels[order]]
+    offset = (np.arange(n) - starts + 1 + rng.integers(0, np.maximum(counts - 1, 1))) % counts
+    positive = np.empty(n, dtype=np.int64)
+    positive[order] = order[starts + offset]
+    negative = rng.integers(0, n, size=n)
+    clash = labels[negative] == labels
+    while clash.any():  # redraw the few that hit their own class
+        negative[clash] = rng.integers(0, n, size=int(clash.sum()))
+        clash = labels[negative] == labels
+    items = np.arange(n)
+    pairs = np.concatenate([np.stack([items, positive], 1), np.stack([items, negative], 1)])
+    return pairs, np.concatenate([np.ones(n, bool), np.zeros(n, bool)])
+
+
+def pair_scores(x: Tensor, pairs: np.ndarray, metric: str) -> np.ndarray:
+    """Similarity of each pair (cosine or dot), or negative distance (Euclidean metrics)."""
+    a, b = x[torch.from_numpy(pairs[:, 0])], x[torch.from_numpy(pairs[:, 1])]
+    if metric == "cosine":
+        return torch.nn.functional.cosine_similarity(a, b, dim=1).numpy()
+    if metric == "dot":
+        return (a * b).sum(1).numpy()
+    squared = ((a - b) ** 2).sum(1)
+    return -(squared if metric == "squared_euclidean" else squared.sqrt()).numpy()
+
+
+def evaluate_embeddings(
+    embeddings: Tensor,
+    data: LabeledDataset,
+    evaluation: EvaluationConfig,
+    *,
+    pairs: tuple[np.ndarray, np.ndarray] | None = None,
+) -> dict[str, float]:
+    """The metrics of ``evaluation.protocol`` for ``embeddings (len(data), dim)``."""
+    protocol, x = evaluation.protocol, embeddings
+    space: Literal["cosine", "euclidean"] = (
+        "cosine" if evaluation.metric in ("cosine", "dot") else "euclidean"
+    )
+    if len(data.class_names) < 2 and protocol != "verification":
+        raise ConfigError(f"the {protocol} protocol needs at least 2 classes; got 1")
+    if protocol == "retrieval":
+        return _retrieval(x, data, evaluation)
+    if protocol == "clustering":
+        return clustering_metrics(x.numpy(), data.labels, metric=space, nredo=5)
+    if protocol == "fewshot":
+        found = fewshot_accuracy(x, data.labels, metric=space)
+        return {"accuracy": found.accuracy, "ci95": found.ci95, "episodes": float(found.episodes)}
+    if protocol == "reid":
+        return _reid(x, data, evaluation)
+    rows, same = pairs if pairs is not None else label_pairs(data.labels)
+    scores = pair_scores(x, rows, evaluation.metric)
+    out: dict[str, Any] = verification_metrics(scores, same)
+    return {k: float(v) for k, v in out.items()}

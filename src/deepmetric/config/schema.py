@@ -1,0 +1,356 @@
+"""Run configs: one typed, strict description of a training run, loaded from YAML.
+
+A ``RunConfig`` has the sections ``data``, ``model``, ``loss``, ``miner``, ``sampler``,
+``optimizer``, ``epochs``, ``schedule``, ``augmentation``, ``evaluation``, ``runtime`` and
+``output``.
+Sections that the library already validates are the library's own dataclasses
+(``EmbedderConfig``, ``OptimizerOptions``, ``ScheduleOptions``, ``RuntimeOptions``), so every
+rule and default lives in one place; ``loss`` and ``miner`` are registry specs
+``{"name": ..., **params}`` checked against the registered class's signature. Every mapping
+rejects unknown keys with a close-match suggestion. ``--set key.path=value`` overrides are parsed
+as YAML scalars. ``save_config`` writes the resolved config (every default filled in) next to a
+run's outputs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import inspect
+import os
+import tempfile
+import typing
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+
+from ..models import EmbedderConfig
+from ..training import OptimizerOptions, RuntimeOptions, ScheduleOptions, TrainOptions
+from ..training.options import ValidationOptions
+
+Metric = Literal["cosine", "euclidean", "squared_euclidean", "dot"]
+Protocol = Literal["retrieval", "verification", "reid", "fewshot", "clustering"]
+
+
+class ConfigError(ValueError):
+    """A config that cannot be read or is invalid; the message is one readable line."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_spec(kind: str, spec: Mapping[str, Any], *, injected: Sequence[str] = ()) -> None:
+    """A registry spec's name is registered and its keys are parameters of that class."""
+    from .. import losses, miners
+    from ..data import DATASETS
+    from ..models import BACKBONES
+
+    registries: dict[str, Any] = {
+        "loss": losses.LOSSES,
+        "miner": miners.MINERS,
+        "dataset": DATASETS,
+        "backbone": BACKBONES,
+    }
+    registry = registries[kind]
+    if not isinstance(spec.get("name"), str):
+        raise ValueError(f"a {kind} spec needs a string 'name' key; got {dict(spec)!r}")
+    try:
+        cls = registry.get(spec["name"])
+    except KeyError as err:
+        raise ValueError(str(err.args[0])) from None
+    accepted = [p for p in inspect.signature(cls).parameters if p != "self"]
+    for key in spec:
+        if key != "name" and (key not in accepted or key in injected):
+            raise ValueError(_unknown(key, [a for a in accepted if a not in injected], kind))
+
+
+_INJECTED = ("num_classes", "embedding_dim")
+
+
+def _augment(values: Mapping[str, Any]) -> None:
+    from ..data import AugmentConfig
+
+    AugmentConfig.from_mapping(values)
+
+
+def _unknown(key: str, known: Sequence[str], where: str) -> str:
+    close = difflib.get_close_matches(str(key), list(known), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"unknown key {key!r} in {where}{hint} (known: {', '.join(known)})"
+
+
+class DataConfig(_Section):
+    """Where the training and test items come from.
+
+    ``train`` and ``test`` are ``deepmetric.data.build_dataset`` specs. Without ``test``, the
+    classes named in ``test_classes`` (or, when that is empty, a seeded ``test_fraction`` of
+    the classes, see ``class_disjoint_split``) are held out of ``train`` as the test set.
+    ``validation`` picks the set used for best-model selection during training: ``"none"``
+    (train for the given epochs), ``"split"`` (a ``val_fraction`` of the training classes,
+    held out of training) or ``"test"`` (the test set; common in papers, optimistic).
+    """
+
+    train: dict[str, Any] = {"name": "digits", "as_vectors": True}
+    test: dict[str, Any] | None = None
+    test_classes: list[str] = []
+    test_fraction: float = 0.3
+    split_seed: int = 0
+    validation: Literal["none", "split", "test"] = "none"
+    val_fraction: float = 0.2
+
+    @field_validator("train", "test")
+    @classmethod
+    def _dataset(cls, spec: dict[str, Any] | None) -> dict[str, Any] | None:
+        if spec is not None:
+            _check_spec("dataset", spec)
+        return spec
+
+    @model_validator(mode="after")
+    def _fractions(self) -> DataConfig:
+        for name in ("test_fraction", "val_fraction"):
+            if not 0.0 < getattr(self, name) < 1.0:
+                raise ValueError(f"data.{name} must be in (0, 1); got {getattr(self, name)!r}")
+        return self
+
+
+class SamplerConfig(_Section):
+    """Class-balanced batches: ``batch_size // m_per_class`` classes, ``m_per_class`` each."""
+
+    batch_size: int = 32
+    m_per_class: int = 4
+
+
+class EvaluationConfig(_Section):
+    """How embeddings are compared and scored, during validation and after training."""
+
+    protocol: Protocol = "retrieval"
+    metric: Metric = "cosine"
+    ks: list[int] = [1, 2, 4, 8]
+    select: str = "map_at_r"
+    every: int = 1
+    patience: int | None = None
+    batch_size: int = 256
+
+
+class OutputConfig(_Section):
+    """Where the run writes: ``dir`` gets config.yaml, checkpoints/, metrics.jsonl, model/."""
+
+    dir: str = "runs/run"
+    report: bool = True
+
+
+class RunConfig(_Section):
+    """A whole training run; see the module docstring and ``configs/*.yaml``.
+
+    Example:
+        >>> cfg = RunConfig()
+        >>> cfg.data.train["name"], cfg.train_options().batch_size
+        ('digits', 32)
+    """
+
+    data: DataConfig = DataConfig()
+    model: EmbedderConfig = EmbedderConfig(
+        backbone={"name": "mlp", "in_features": 64, "hidden_sizes": [256]}, embedding_dim=64
+    )
+    pretrained: str | None = None
+    loss: dict[str, Any] = {"name": "multi_similarity"}
+    miner: dict[str, Any] | None = None
+    sampler: SamplerConfig = SamplerConfig()
+    optimizer: OptimizerOptions = OptimizerOptions()
+    epochs: int = 10
+    schedule: ScheduleOptions = ScheduleOptions()
+    augmentation: dict[str, Any] | None = None
+    evaluation: EvaluationConfig = EvaluationConfig()
+    runtime: RuntimeOptions = RuntimeOptions()
+    output: OutputConfig = OutputConfig()
+
+    @model_validator(mode="after")
+    def _components(self) -> RunConfig:
+        checks = [
+            ("model.backbone", lambda: _check_spec("backbone", self.model.backbone)),
+            ("loss", lambda: _check_spec("loss", self.loss, injected=_INJECTED)),
+            ("miner", lambda: _check_spec("miner", self.miner) if self.miner else None),
+            ("augmentation", lambda: _augment(self.augmentation) if self.augmentation else None),
+            ("", self.train_options),  # the trainer's checks name their own fields
+        ]
+        for where, check in checks:
+            try:
+                check()
+            except (KeyError, TypeError, ValueError) as err:
+                message = str(err.args[0] if err.args else err)
+                raise ValueError(f"{where}: {message}" if where else message) from None
+        return self
+
+    def train_options(self) -> TrainOptions:
+        """The ``TrainOptions`` this config describes."""
+        ev = self.evaluation
+        validation = ValidationOptions(
+            every=ev.every,
+            metric=ev.select,
+            patience=ev.patience,
+            ks=tuple(ev.ks),
+            distance=ev.metric,
+            batch_size=ev.batch_size,
+        )
+        return TrainOptions(
+            epochs=self.epochs,
+            batch_size=self.sampler.batch_size,
+            m_per_class=self.sampler.m_per_class,
+            optimizer=self.optimizer,
+            schedule=self.schedule,
+            validation=validation,
+            runtime=self.runtime,
+            augment=self.augmentation,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field, defaults included, as plain YAML/JSON-ready containers."""
+        return _plain(self.model_dump(mode="json"))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _fields(kind: Any) -> dict[str, Any] | None:
+    """The field types of a pydantic model or dataclass, or None for anything else."""
+    if isinstance(kind, type) and issubclass(kind, BaseModel):
+        return {name: f.annotation for name, f in kind.model_fields.items()}
+    if isinstance(kind, type) and dataclasses.is_dataclass(kind):
+        return dict(typing.get_type_hints(kind))
+    return None
+
+
+def _check_keys(data: Any, kind: Any, where: str) -> None:
+    """Reject unknown keys anywhere in ``data`` with a did-you-mean, before validation."""
+    for option in typing.get_args(kind) or (kind,):
+        fields = _fields(option)
+        if fields is None or not isinstance(data, Mapping):
+            continue
+        for key, value in data.items():
+            if key not in fields:
+                raise ConfigError(_unknown(str(key), list(fields), where or "the config"))
+            _check_keys(value, fields[key], f"{where}.{key}" if where else str(key))
+
+
+def _error_line(err: ValidationError) -> str:
+    first = err.errors()[0]
+    where = ".".join(str(part) for part in first["loc"])
+    message = str(first["msg"]).removeprefix("Value error, ")
+    if not where:
+        return message
+    more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
+    return f"{where}: {message}{more}"
+
+
+def parse_overrides(overrides: Sequence[str]) -> list[tuple[list[str], Any]]:
+    """``["a.b=1", ...]`` as ``[(["a", "b"], 1), ...]``; values parsed as YAML scalars.
+
+    Example:
+        >>> parse_overrides(["epochs=3", "miner=null", "loss.name=supcon"])
+        [(['epochs'], 3), (['miner'], None), (['loss', 'name'], 'supcon')]
+    """
+    parsed = []
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key or any(not part for part in key.split(".")):
+            raise ConfigError(f"--set must look like key.path=value; got {item!r}")
+        try:
+            value = yaml.safe_load(text) if text else ""
+        except yaml.YAMLError:
+            raise ConfigError(f"--set {key}: {text!r} is not a YAML value") from None
+        parsed.append((key.split("."), value))
+    return parsed
+
+
+def _apply(data: dict[str, Any], path: list[str], value: Any) -> None:
+    node = data
+    for depth, part in enumerate(path[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            where = ".".join(path[: depth + 1])
+            raise ConfigError(f"--set {'.'.join(path)}: {where} is {child!r}, not a mapping")
+        node = child
+    node[path[-1]] = value
+
+
+def build_config(data: Mapping[str, Any], overrides: Sequence[str] = ()) -> RunConfig:
+    """Validate a config mapping (with ``--set`` overrides applied); ``ConfigError`` if bad.
+
+    Example:
+        >>> build_config({}, ["epochs=2"]).epochs
+        2
+        >>> build_config({"schedul": {}})
+        Traceback (most recent call last):
+        ...
+        deepmetric.config.schema.ConfigError: unknown key 'schedul' in the config; did you mean \
+'schedule'? (known: data, model, pretrained, loss, miner, sampler, optimizer, epochs, \
+schedule, augmentation, evaluation, runtime, output)
+    """
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"a config must be a mapping of sections; got {type(data).__name__}")
+    merged = _plain(data)
+    for path, value in parse_overrides(overrides):
+        _apply(merged, path, value)
+    _check_keys(merged, RunConfig, "")
+    try:
+        return RunConfig.model_validate(merged)
+    except ValidationError as err:
+        raise ConfigError(_error_line(err)) from None
+
+
+def load_config(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> RunConfig:
+    """Read a YAML run config, apply ``key.path=value`` overrides, validate it."""
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"config file {str(file)!r} not found; see configs/ for examples")
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        line = getattr(getattr(err, "problem_mark", None), "line", None)
+        at = f" (line {line + 1})" if line is not None else ""
+        raise ConfigError(f"{str(file)!r} is not valid YAML{at}; fix the file") from None
+    try:
+        return build_config({} if data is None else data, overrides)
+    except ConfigError as err:
+        raise ConfigError(f"{file}: {err}") from None
+
+
+def save_config(config: RunConfig, path: str | os.PathLike[str]) -> Path:
+    """Write the resolved config as YAML, atomically (temporary file, then rename)."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    text = yaml.safe_dump(config.to_dict(), sort_keys=False)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+__all__ = [
+    "ConfigError",
+    "DataConfig",
+    "EvaluationConfig",
+    "OutputConfig",
+    "RunConfig",
+    "SamplerConfig",
+    "build_config",
+    "load_config",
+    "parse_overrides",
+    "save_config",
+]
