@@ -271,12 +271,15 @@ def parse_overrides(overrides: Sequence[str]) -> list[tuple[list[str], Any]]:
     return parsed
 
 
-def _apply(data: dict[str, Any], path: list[str], value: Any) -> None:
+def _apply(data: dict[str, Any], path: list[str], value: Any, defaults: Any) -> None:
+    """Set ``data[path] = value``; a missing section starts as its default, so that
+    ``--set model.embedding_dim=32`` changes one field of the default model."""
     node = data
     for depth, part in enumerate(path[:-1]):
+        defaults = defaults.get(part) if isinstance(defaults, dict) else None
         child = node.get(part)
         if child is None:
-            child = node[part] = {}
+            child = node[part] = dict(defaults) if isinstance(defaults, dict) else {}
         if not isinstance(child, dict):
             where = ".".join(path[: depth + 1])
             raise ConfigError(f"--set {'.'.join(path)}: {where} is {child!r}, not a mapping")
@@ -300,8 +303,9 @@ schedule, augmentation, evaluation, runtime, output)
     if not isinstance(data, Mapping):
         raise ConfigError(f"a config must be a mapping of sections; got {type(data).__name__}")
     merged = _plain(data)
+    defaults = RunConfig().to_dict()
     for path, value in parse_overrides(overrides):
-        _apply(merged, path, value)
+        _apply(merged, path, value, defaults)
     _check_keys(merged, RunConfig, "")
     try:
         return RunConfig.model_validate(merged)
