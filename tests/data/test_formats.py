@@ -55,6 +55,9 @@ def test_folder_errors(tmp_path: Path) -> None:
         ImageFolderDataset(tmp_path, channels=4)
     with pytest.raises(ValueError, match=r"check must be 'fast', 'full' or 'none'; got 'slow'"):
         ImageFolderDataset(tmp_path, check="slow")  # type: ignore[arg-type]
+    (tmp_path / "b").mkdir()
+    with pytest.raises(ValueError, match=r"class folder .*/b has no files; add its images"):
+        ImageFolderDataset(tmp_path)
 
 
 def _write_csv(tmp_path: Path) -> list[fx.Row]:
@@ -114,6 +117,12 @@ def test_csv_string_labels_and_errors(tmp_path: Path) -> None:
         FileNotFoundError, match=r"none\.csv does not exist; root must be the CSV file"
     ):
         CSVDataset(tmp_path / "none.csv")
+    (tmp_path / "nolabel.csv").write_text("path,label\na.png,1\na.png,\n")
+    with pytest.raises(ValueError, match=r"nolabel\.csv line 3: the label is empty"):
+        CSVDataset(tmp_path / "nolabel.csv")
+    (tmp_path / "gone.csv").write_text("path,label\na.png,1\npics/gone.png,2\n")
+    with pytest.raises(FileNotFoundError, match=r"gone\.csv line 3: .*gone\.png does not exist"):
+        CSVDataset(tmp_path / "gone.csv")
 
 
 def test_arrays_of_vectors_and_images() -> None:

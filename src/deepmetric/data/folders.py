@@ -26,7 +26,8 @@ class ImageFolderDataset(LabeledDataset):
     Classes are the non-hidden sub-folders, numbered in sorted name order; every non-hidden
     file directly inside one is an item, and files that cannot be decoded as images are skipped
     and reported (see :mod:`deepmetric.data.images`). A class whose files are all unreadable
-    has no items and is left out. ``split`` (e.g. ``"train"``) reads ``root/<split>/`` instead.
+    has no items and is left out; an empty class folder is an error. ``split`` (e.g.
+    ``"train"``) reads ``root/<split>/`` instead.
 
     Example:
         >>> import tempfile
@@ -56,8 +57,11 @@ class ImageFolderDataset(LabeledDataset):
         self._set_files(paths, raw, {}, options)
 
 
-def folder_items(folder: Path) -> tuple[list[str], np.ndarray, list[str]]:
-    """``(paths, class index of each, class names)`` of a folder-per-class tree."""
+def folder_items(
+    folder: Path, *, empty_ok: bool = False
+) -> tuple[list[str], np.ndarray, list[str]]:
+    """``(paths, class index of each, class names)`` of a folder-per-class tree; an empty class
+    folder is an error unless ``empty_ok`` (then it is a class without items)."""
     if not folder.is_dir():
         raise FileNotFoundError(
             f"{folder} is not a directory; expected one sub-folder of images per class "
@@ -67,6 +71,13 @@ def folder_items(folder: Path) -> tuple[list[str], np.ndarray, list[str]]:
     if not classes:
         raise ValueError(f"{folder} has no class sub-folders (<folder>/<class_name>/<image>)")
     files = [_class_files(folder / name) for name in classes]
+    empty = [str(folder / name) for name, group in zip(classes, files, strict=True) if not group]
+    if empty and not empty_ok:
+        raise ValueError(
+            f"class folder {empty[0]} has no files"
+            + (f" (and {len(empty) - 1} more empty class folders)" if len(empty) > 1 else "")
+            + "; add its images or remove the folder"
+        )
     paths = [str(p) for group in files for p in group]
     raw = np.repeat(np.arange(len(classes)), [len(group) for group in files])
     return paths, raw, classes
@@ -100,6 +111,19 @@ def _read_csv(path: Path) -> tuple[list[dict[str, str]], list[str]]:
         )
     rows = [{(k or "").strip(): (v or "").strip() for k, v in row.items()} for row in rows]
     return rows, columns
+
+
+def _check_rows(rows: list[dict[str, str]], lines: list[int], path: Path) -> None:
+    """Every row has a path, a label, and a file that exists."""
+    for row, line in zip(rows, lines, strict=True):
+        for column in ("path", "label"):
+            if not row[column]:
+                raise ValueError(f"{path} line {line}: the {column} is empty; every row needs one")
+        if not (path.parent / row["path"]).exists():
+            raise FileNotFoundError(
+                f"{path} line {line}: {path.parent / row['path']} does not exist "
+                "(paths are relative to the CSV's folder)"
+            )
 
 
 @DATASETS.register("csv")
@@ -161,6 +185,7 @@ class CSVDataset(LabeledDataset):
             extra["camera"] = _numbers_or_strings([row["camera"] for row in rows])
         if "split" in columns:
             extra["split"] = np.array([row["split"] for row in rows], dtype=str)
+        _check_rows(rows, lines, path)
         paths = [str(path.parent / row["path"]) for row in rows]
         raw = _numbers_or_strings([row["label"] for row in rows])
         self._set_files(paths, raw, extra, FileOptions(image_size, channels, strict, check))

@@ -40,7 +40,7 @@ class LFWDataset(LabeledDataset):
     ) -> None:
         check_split(split, ("all",), "LFW")
         folder = require(Path(root) / "lfw", "LFW", LFW_URL)
-        paths, raw, people = folder_items(folder)
+        paths, raw, people = folder_items(folder, empty_ok=True)
         options = FileOptions(image_size, channels, strict, check, dict(enumerate(people)))
         self._set_files(paths, raw, {}, options)
 
