@@ -264,7 +264,9 @@ class Index:
 
         A filter keeps items whose ``label`` equals ``label`` and whose attributes equal every
         value in ``attributes``; search over-fetches, filters, and widens the fetch (x4) until
-        ``k`` items pass or the index has none left to give.
+        ``k`` items pass or the index has none left to give. A flat index reaches every item;
+        IVF only those in its probed lists and HNSW those its graph walk visits, so there a
+        very selective filter can return fewer than ``k`` although more items match.
 
         Args:
             queries: ``(n, dim)`` array or tensor.

@@ -87,6 +87,7 @@ class VectorStore:
         self.factory, self.search_params = factory, search_params
         self.index: Any = None
         self.slot_ids: IdArray = np.full(0, -1, dtype=np.int64)
+        self._live: int | None = 0
 
     # -- state ----------------------------------------------------------------------------------
     @property
@@ -96,8 +97,10 @@ class VectorStore:
 
     @property
     def live(self) -> int:
-        """Slots that map to an item."""
-        return int((self.slot_ids >= 0).sum())
+        """Slots that map to an item (counted once per change, not per search)."""
+        if self._live is None:
+            self._live = int((self.slot_ids >= 0).sum())
+        return self._live
 
     @property
     def can_remove(self) -> bool:
@@ -160,6 +163,7 @@ class VectorStore:
         slots = np.arange(len(self.slot_ids), len(self.slot_ids) + len(ids), dtype=np.int64)
         self.index.add_with_ids(vectors, slots)
         self.slot_ids = np.concatenate([self.slot_ids, ids.astype(np.int64)])
+        self._live = None
         return slots
 
     def remove(self, slots: IdArray) -> None:
@@ -167,6 +171,7 @@ class VectorStore:
         if len(slots) == 0:
             return
         self.slot_ids[slots] = -1
+        self._live = None
         if self.can_remove:
             self.index.remove_ids(np.ascontiguousarray(slots, dtype=np.int64))
 
@@ -252,3 +257,4 @@ class VectorStore:
         if self.index is not None:
             self._apply_params()
         self.slot_ids = slot_ids
+        self._live = None
