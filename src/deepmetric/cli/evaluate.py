@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,8 @@ def evaluate(
     x, dataset, pairs = guarded(lambda: _embed_data(folder, spec, protocol, batch_size))
     metrics = guarded(lambda: evaluate_embeddings(x, dataset, ev, pairs=pairs))
     if as_json:
-        typer.echo(json.dumps(metrics, indent=2))
+        plain = {k: v if math.isfinite(v) else None for k, v in metrics.items()}
+        typer.echo(json.dumps(plain, indent=2))
         return
     from rich.console import Console
     from rich.table import Table

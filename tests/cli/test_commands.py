@@ -1,0 +1,157 @@
+"""train, evaluate, embed and bench through CliRunner: outputs, saved files, one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from deepmetric.cli import app
+from deepmetric.config import label_pairs, load_config
+
+DIGITS = str(Path(__file__).resolve().parents[2] / "configs" / "digits.yaml")
+SPEC = "{name: digits, split: test, as_vectors: true}"
+runner = CliRunner()
+
+
+def one_line_error(result: object, match: str) -> None:
+    assert result.exit_code == 2, result.output  # type: ignore[attr-defined]
+    text = result.output.strip()  # type: ignore[attr-defined]
+    last = text.splitlines()[-1]  # a progress bar may come before it
+    assert last.startswith("error: ") and "Traceback" not in text and text.count("error: ") == 1
+    assert match in last
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("train") / "run"
+    sets = ["epochs=1", f"output.dir={out}", "output.report=false"]
+    result = runner.invoke(app, ["train", DIGITS, *[a for s in sets for a in ("--set", s)]])
+    assert result.exit_code == 0, result.output
+    assert "map_at_r" in result.output and f"model: {out / 'model'}" in result.output
+    return out
+
+
+def test_train_saves_the_resolved_config_and_the_model(run_dir: Path) -> None:
+    saved = load_config(run_dir / "config.yaml")
+    assert saved.epochs == 1 and saved.output.dir == str(run_dir)
+    assert (run_dir / "model" / "config.json").is_file()
+    metrics = json.loads((run_dir / "test_metrics.json").read_text(encoding="utf-8"))
+    assert 0.0 <= metrics["map_at_r"] <= 1.0
+
+
+def test_print_config_prints_yaml_that_loads_back() -> None:
+    result = runner.invoke(app, ["train", DIGITS, "--set", "epochs=7", "--print-config"])
+    assert result.exit_code == 0, result.output
+    assert yaml.safe_load(result.output)["epochs"] == 7
+
+
+def test_train_bad_config_is_one_line(tmp_path: Path) -> None:
+    one_line_error(
+        runner.invoke(app, ["train", DIGITS, "--set", "epoch=3"]), "did you mean 'epochs'"
+    )
+    one_line_error(runner.invoke(app, ["train", str(tmp_path / "no.yaml")]), "not found")
+
+
+def test_interrupted_training_prints_the_resume_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    import deepmetric.config
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(deepmetric.config, "run_training", interrupted)
+    result = runner.invoke(app, ["train", DIGITS, "--set", "epochs=2"])
+    assert result.exit_code == 130
+    assert f"resume with: deepmetric train {DIGITS} --set=epochs=2 --resume" in result.output
+
+
+@pytest.mark.parametrize("protocol", ["retrieval", "clustering", "fewshot", "verification"])
+def test_evaluate_protocols_as_json(run_dir: Path, protocol: str) -> None:
+    result = runner.invoke(
+        app, ["evaluate", str(run_dir), "--data", SPEC, "--protocol", protocol, "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.output[result.output.index("{") :])
+    finite = [v for v in metrics.values() if v is not None]  # unmeasurable values are null
+    assert finite and all(np.isfinite(finite))
+    if protocol == "verification":
+        assert 0.5 < metrics["auc"] <= 1.0 and metrics["tar_at_far_1e-04"] is None
+
+
+def test_evaluate_prints_a_table_and_rejects_bad_input(run_dir: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["evaluate", str(run_dir), "--data", SPEC])
+    assert result.exit_code == 0 and "recall_at_1" in result.output
+    one_line_error(
+        runner.invoke(app, ["evaluate", str(run_dir), "--data", SPEC, "--protocol", "rank"]),
+        "--protocol must be one of",
+    )
+    one_line_error(
+        runner.invoke(app, ["evaluate", str(tmp_path), "--data", SPEC]), "is neither a run"
+    )
+    one_line_error(
+        runner.invoke(app, ["evaluate", str(run_dir), "--data", "digts"]), "did you mean 'digits'"
+    )
+    one_line_error(
+        runner.invoke(app, ["evaluate", str(run_dir), "--data", "{name: digits}"]),
+        "vectors must be 2-D",
+    )
+
+
+def test_embed_npz_holds_ids_labels_and_the_npy_rows(run_dir: Path, tmp_path: Path) -> None:
+    for suffix in ("npy", "npz"):
+        result = runner.invoke(
+            app, ["embed", str(run_dir), "--data", SPEC, "--out", str(tmp_path / f"e.{suffix}")]
+        )
+        assert result.exit_code == 0, result.output
+    plain, full = np.load(tmp_path / "e.npy"), np.load(tmp_path / "e.npz")
+    np.testing.assert_array_equal(plain, full["embeddings"])
+    assert plain.shape == (len(full["labels"]), 64) and len(np.unique(full["ids"])) == len(plain)
+    one_line_error(
+        runner.invoke(app, ["embed", str(run_dir), "--data", SPEC, "--out", "e.csv"]),
+        "--out must end in .npy, .npz, .parquet",
+    )
+
+
+def test_embed_parquet_without_pyarrow_says_so(run_dir: Path, tmp_path: Path) -> None:
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        result = runner.invoke(
+            app, ["embed", str(run_dir), "--data", SPEC, "--out", str(tmp_path / "e.parquet")]
+        )
+        one_line_error(result, "writing .parquet needs pyarrow")
+    else:
+        pytest.skip("pyarrow is installed")
+
+
+def test_label_pairs_are_same_and_different_class() -> None:
+    labels = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2])
+    pairs, same = label_pairs(labels, seed=3)
+    assert pairs.shape == (18, 2) and same.sum() == 9
+    a, b = labels[pairs[:, 0]], labels[pairs[:, 1]]
+    np.testing.assert_array_equal(a == b, same)
+    assert np.all(pairs[same, 0] != pairs[same, 1])
+
+
+def test_bench_lists_runs_and_rejects_unknown_names(tmp_path: Path) -> None:
+    (tmp_path / "fast.py").write_text("print('fast ran')\n", encoding="utf-8")
+    (tmp_path / "broken.py").write_text("raise SystemExit(3)\n", encoding="utf-8")
+    listed = runner.invoke(app, ["bench", "--dir", str(tmp_path), "--list"])
+    assert listed.exit_code == 0 and listed.output.split() == ["broken", "fast"]
+    ran = runner.invoke(app, ["bench", "--dir", str(tmp_path), "--only", "fast"])
+    assert ran.exit_code == 0, ran.output
+    failed = runner.invoke(app, ["bench", "--dir", str(tmp_path), "--only", "broken"])
+    assert failed.exit_code == 2 and "failed: broken (exit 3)" in failed.output
+    one_line_error(
+        runner.invoke(app, ["bench", "--dir", str(tmp_path), "--only", "fst"]), "unknown benchmark"
+    )
+
+
+def test_every_command_has_help() -> None:
+    for command in ("demo", "train", "evaluate", "embed", "bench"):
+        result = runner.invoke(app, [command, "--help"])
+        assert result.exit_code == 0 and "Usage" in result.output
