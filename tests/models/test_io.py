@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -71,6 +72,7 @@ def test_directory_contents(tmp_path: Path) -> None:
         "embedding_dim": 4,
         "normalize": True,
         "preprocessing": None,
+        "weights_sha256": hashlib.sha256((path / "model.safetensors").read_bytes()).hexdigest(),
     }
     assert json.loads((path / "metrics.json").read_text()) == {"map_at_r": 0.25}
     assert json.loads((path / "train_config.json").read_text()) == {"epochs": 3, "lr": 0.1}
@@ -99,11 +101,11 @@ def test_a_failed_write_leaves_the_previous_version(
     save_model(trained_model(0), tmp_path / "m", metrics={"v": 1})
     before = snapshot(tmp_path / "m")
 
-    def crash(tensors: dict, filename: Path, metadata: dict) -> None:
-        Path(filename).write_bytes(b"partial")
+    def crash(filename: Path, blob: bytes) -> None:
+        Path(filename).write_bytes(blob[:10])
         raise OSError("disk full")
 
-    monkeypatch.setattr(io, "save_file", crash)
+    monkeypatch.setattr(io, "_write_weights", crash)
     with pytest.raises(OSError, match="disk full"):
         save_model(trained_model(1), tmp_path / "m", metrics={"v": 2})
     assert snapshot(tmp_path / "m") == before
@@ -201,6 +203,16 @@ def test_loading_errors_name_the_file_and_the_fix(tmp_path: Path) -> None:
         load_model(tmp_path / "m")
 
 
+def test_tampered_weights_are_refused(tmp_path: Path) -> None:
+    save_model(trained_model(), tmp_path / "m")
+    weights = tmp_path / "m" / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-3] ^= 0xFF  # one flipped bit inside a tensor: still a readable safetensors file
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="model.safetensors' does not match the sha256 recorded"):
+        load_model(tmp_path / "m")
+
+
 def rewrite_config(folder: Path, **changes: object) -> None:
     card = json.loads((folder / "config.json").read_text())
     card.update(changes)
@@ -231,6 +243,8 @@ def test_weights_that_do_not_match_the_config_are_named(tmp_path: Path) -> None:
     del weights["neck_bn.running_var"]
     weights["head.extra"] = torch.zeros(2)
     save_file(weights, folder / "model.safetensors")
+    digest = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
+    rewrite_config(folder, weights_sha256=digest)  # consistent files, wrong weights
     with pytest.raises(
         ValueError,
         match=r"missing keys: 1 \('neck_bn.running_var'\); unexpected keys: 1 \('head.extra'\)",

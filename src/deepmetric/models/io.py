@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import save
 from torch import Tensor
 
 from ._atomic import write_directory_atomically
@@ -132,6 +132,8 @@ def save_model(
     from .. import __version__  # here, not at import: the package imports this module
 
     prep = check_preprocessing(model.preprocessing if preprocessing is None else preprocessing)
+    weights = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    blob = save(weights, metadata={"format": "pt"})
     card = {
         "format_version": FORMAT_VERSION,
         "library_version": __version__,
@@ -139,22 +141,26 @@ def save_model(
         "embedding_dim": model.embedding_dim,
         "normalize": model.normalize,
         "preprocessing": prep,
+        "weights_sha256": hashlib.sha256(blob).hexdigest(),
     }
     texts = {CONFIG_FILE: _json_text(card, "config")}
     if metrics is not None:
         texts[METRICS_FILE] = _json_text(metrics, "metrics")
     if train_config is not None:
         texts[TRAIN_CONFIG_FILE] = _json_text(train_config, "train_config")
-    weights = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
 
     def write(folder: Path) -> None:
-        save_file(weights, folder / WEIGHTS_FILE, metadata={"format": "pt"})
+        _write_weights(folder / WEIGHTS_FILE, blob)
         for name, text in texts.items():
             (folder / name).write_text(text, encoding="utf-8")
 
     return write_directory_atomically(
         path, write, managed=MANAGED_FILES, marker=CONFIG_FILE, what="model directory"
     )
+
+
+def _write_weights(path: Path, blob: bytes) -> None:
+    path.write_bytes(blob)
 
 
 def _model_dir(path: str | PathLike[str]) -> Path:
@@ -201,6 +207,16 @@ def read_model_config(path: str | PathLike[str]) -> dict[str, Any]:
     return card
 
 
+def _check_weights_digest(folder: Path, card: dict[str, Any]) -> None:
+    """The weights file is byte for byte the one ``save_model`` recorded in ``config.json``."""
+    digest = hashlib.sha256((folder / WEIGHTS_FILE).read_bytes()).hexdigest()
+    if digest != card.get("weights_sha256"):
+        raise ValueError(
+            f"{str(folder / WEIGHTS_FILE)!r} does not match the sha256 recorded in {CONFIG_FILE}: "
+            "the weights were changed or damaged after saving; save the model again"
+        )
+
+
 def load_model(path: str | PathLike[str]) -> Embedder:
     """The ``Embedder`` saved at ``path``, in eval mode, with ``preprocessing`` restored.
 
@@ -209,8 +225,9 @@ def load_model(path: str | PathLike[str]) -> Embedder:
 
     Raises:
         FileNotFoundError: no directory, or ``config.json`` / ``model.safetensors`` missing.
-        ValueError: an unknown ``format_version``, an invalid architecture, or weights that do
-            not match it (the message names missing and unexpected keys).
+        ValueError: an unknown ``format_version``, an invalid architecture, weights that differ
+            from the ones saved (their sha256 is in ``config.json``), or weights that do not
+            match the architecture (the message names missing and unexpected keys).
     """
     folder = _model_dir(path)
     card = read_model_config(folder)
@@ -224,6 +241,7 @@ def load_model(path: str | PathLike[str]) -> Embedder:
             raise ValueError(
                 f"{source}: {key} is {card[key]!r} but the architecture gives {value!r}"
             )
+    _check_weights_digest(folder, card)
     state = read_state_dict(folder / WEIGHTS_FILE)
     check_state_dict(model, state, source=repr(str(folder / WEIGHTS_FILE)))
     model.load_state_dict(state, strict=True)
