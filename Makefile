@@ -27,7 +27,7 @@ test: $(DEVSTAMP)
 	$(BIN)/python -m pytest; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
 
 bench: $(DEVSTAMP)
-	$(BIN)/python bench/losses.py
+	$(BIN)/deepmetric bench
 
 lint: $(DEVSTAMP)
 	$(BIN)/ruff check .
@@ -35,4 +35,4 @@ lint: $(DEVSTAMP)
 	$(BIN)/mypy src
 
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) runs build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
