@@ -67,7 +67,11 @@ class Service:
             raise HTTPException(401, "a valid 'Authorization: Bearer <token>' header is needed")
 
     def results(self, vector: np.ndarray, k: int, label: str | None) -> dict[str, Any]:
-        """The JSON body of a search: ranked items with score, metadata and match flag."""
+        """The JSON body of a search: ranked items with score, metadata and match flag.
+
+        An item removed by another writer between the search and the metadata lookup is left
+        out, so such a reply can hold fewer than ``k`` results.
+        """
         try:
             scores, ids = self.index.search(
                 vector, k, label=label, fingerprint=self.encoder.fingerprint
