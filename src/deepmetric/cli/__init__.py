@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import bench, demo, embed, evaluate, train
+from . import bench, demo, embed, evaluate, index, search, serve, train
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Deep metric learning toolkit.")
 app.command("demo")(demo.demo)
@@ -12,6 +12,9 @@ app.command("train")(train.train)
 app.command("evaluate")(evaluate.evaluate)
 app.command("embed")(embed.embed)
 app.command("bench")(bench.bench)
+app.add_typer(index.app, name="index")
+app.command("search")(search.search)
+app.command("serve")(serve.serve)
 
 
 @app.callback()
