@@ -345,15 +345,18 @@ def _finish(top: _TopK, metric: Metric, q: Tensor, r: Tensor, block_size: int = 
     indices = top.indices.masked_fill(missing, -1)
     if is_similarity(metric):
         return Neighbors(indices=indices, scores=top.scores, metric=metric)
-    # -|x - y|^2 from the block products loses digits to cancellation: recompute the distances
-    # of the chosen neighbours from the differences, and re-rank them by those
-    scores = torch.empty_like(top.scores)
-    for start in range(0, len(indices), block_size):
-        rows = slice(start, start + block_size)
-        found = indices[rows]
-        exact = torch.linalg.vector_norm(q[rows, None, :] - r[found.clamp_min(0)], dim=-1)
+    squared = (-top.scores).clamp_min(0)  # the block products give -|x - y|^2
+    # ... with digits lost to cancellation, up to about eps * (|x|^2 + |y|^2): neighbours closer
+    # than that to each other are re-ranked, and their distances recomputed, from differences
+    scale = (q * q).sum(1, keepdim=True) + (r * r).sum(1).max()
+    close = (squared[:, 1:] - squared[:, :-1]).abs() <= 8 * torch.finfo(q.dtype).eps * scale
+    rows = (close & ~missing[:, 1:]).any(1).nonzero().squeeze(1)
+    for start in range(0, len(rows), block_size):
+        part = rows[start : start + block_size]
+        found = indices[part]
+        exact = ((q[part, None, :] - r[found.clamp_min(0)]) ** 2).sum(-1)
         exact = exact.masked_fill_(found < 0, torch.inf)
         order = _order(-exact, found, found.shape[1])
-        exact, indices[rows] = exact.gather(1, order), found.gather(1, order)
-        scores[rows] = exact if metric == "euclidean" else exact * exact
-    return Neighbors(indices=indices, scores=scores, metric=metric)
+        squared[part], indices[part] = exact.gather(1, order), found.gather(1, order)
+    return Neighbors(indices=indices, scores=squared.sqrt() if metric == "euclidean" else squared,
+                     metric=metric)  # fmt: skip
