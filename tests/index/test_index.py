@@ -165,3 +165,11 @@ def test_items_carry_their_metadata() -> None:
         "attributes": {"x": [1, 2]},
     }
     assert (second.label, second.source, second.attributes) == ("3", None, {})
+
+
+def test_metadata_may_come_as_numpy_arrays() -> None:
+    vectors = np.random.default_rng(0).normal(size=(20, 4)).astype(np.float32)
+    index = Index(4, metric="euclidean")
+    index.add(vectors, labels=np.arange(20) % 2, sources=np.array([f"{i}.png" for i in range(20)]))
+    _, found = index.search(vectors[:1], 3, label="1")
+    assert all(int(i) % 2 == 1 for i in found[0])

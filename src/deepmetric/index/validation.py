@@ -74,7 +74,10 @@ def metadata_rows(
         if value is not None and (isinstance(value, str | Mapping) or len(value) != n):
             got = type(value).__name__ if isinstance(value, str | Mapping) else len(value)
             raise ValueError(f"{name} must be a sequence of one entry per vector ({n}); got {got}")
-    label_list = [None if v is None else str(v) for v in (labels or [None] * n)]
-    source_list = [None if v is None else str(v) for v in (sources or [None] * n)]
-    attribute_list = [attribute_json(v, i) for i, v in enumerate(attributes or [None] * n)]
+    def each(values: Sequence[Any] | None) -> list[Any]:  # arrays have no truth value: no `or`
+        return [None] * n if values is None else list(values)
+
+    label_list = [None if v is None else str(v) for v in each(labels)]
+    source_list = [None if v is None else str(v) for v in each(sources)]
+    attribute_list = [attribute_json(v, i) for i, v in enumerate(each(attributes))]
     return label_list, source_list, attribute_list
