@@ -114,20 +114,20 @@ def _mined_submatrix(
     rows, row_of = _renumber(torch.cat([pairs.a1, pairs.a2]), embeddings.shape[0])
     cols, col_of = _renumber(torch.cat([pairs.p, pairs.n]), ref.shape[0])
     if ref is embeddings:  # one gather: its backward fills one (batch, dim) zero tensor, not two
-        both = embeddings[torch.cat([rows, cols])]
+        both = embeddings.index_select(0, torch.cat([rows, cols]))
         left, right = both[: len(rows)], both[len(rows) :]
     else:
-        left, right = embeddings[rows], ref[cols]
+        left, right = embeddings.index_select(0, rows), ref.index_select(0, cols)
     dist = distance_like(left, right, metric)
     neg = torch.zeros(dist.shape, dtype=torch.bool, device=dist.device)
-    neg[row_of[k:], col_of[k:]] = True
+    # index_fill_ on flat positions: much cheaper than an index_put of (row, col) pairs
+    neg.view(-1).index_fill_(0, row_of[k:] * dist.shape[1] + col_of[k:], True)
     return dist, row_of[:k], col_of[:k], neg
 
 
 def _renumber(index: Tensor, size: int) -> tuple[Tensor, Tensor]:
     """The sorted distinct values of ``index`` (all in ``[0, size)``) and each entry's rank among
     them; ``torch.unique(..., return_inverse=True)`` without its sort."""
-    used = torch.zeros(size, dtype=torch.bool, device=index.device)
-    used[index] = True
+    used = torch.zeros(size, dtype=torch.bool, device=index.device).index_fill_(0, index, True)
     rank = used.cumsum(0) - 1
     return used.nonzero().squeeze(1), rank[index]
