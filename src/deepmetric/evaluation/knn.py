@@ -73,7 +73,7 @@ def knn(
     query_groups: ArrayLike | None = None,
     reference_groups: ArrayLike | None = None,
     backend: str = "exact",
-    block_size: int = 4096,
+    block_size: int = 6144,
 ) -> Neighbors:
     """The ``k`` nearest reference items of every query.
 
@@ -280,7 +280,7 @@ def exact_knn(
     metric: Metric,
     query_groups: Tensor | None = None,
     reference_groups: Tensor | None = None,
-    block_size: int = 4096,
+    block_size: int = 6144,
     exclude: Tensor | None = None,
 ) -> Neighbors:
     """Blocked exact search on validated tensors (``r=None``: self-retrieval). See :func:`knn`.
@@ -325,7 +325,9 @@ def _self_search(
     n = left.shape[0]
     top = _TopK(n, k, left.dtype, left.device)
     out = torch.empty(0, dtype=left.dtype, device=left.device)
-    for i in range(0, n, block_size):
+    # last row block first: a row then meets most of its candidates in its own (i, j >= i) row
+    # of blocks, read along memory, and the strided column reads come when few entries pass
+    for i in reversed(range(0, n, block_size)):
         rows = slice(i, i + block_size)
         for j in range(i, n, block_size):
             cols = slice(j, j + block_size)
