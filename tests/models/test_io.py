@@ -11,9 +11,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import deepmetric
+from deepmetric import _atomic
 from deepmetric.models import (
     Embedder,
-    _atomic,
     check_preprocessing,
     io,
     load_model,

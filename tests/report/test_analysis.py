@@ -9,9 +9,10 @@ import pytest
 import torch
 from sklearn.decomposition import PCA
 
+from deepmetric._atomic import write_text_atomically
 from deepmetric.report import history_panels, pair_distances, projection_2d, worst_queries
 from deepmetric.report.history import pretty
-from deepmetric.report.html import flatten, write_atomic
+from deepmetric.report.html import flatten
 from tests.reference.retrieval import naive_metrics, naive_ranking
 
 
@@ -109,6 +110,6 @@ def test_worst_queries_match_a_full_sort() -> None:
 def test_flatten_and_atomic_write(tmp_path: pytest.TempPathFactory) -> None:
     assert flatten({"a": {"b": {"c": 1}}, "d": {}}) == [("a.b.c", 1), ("d", {})]
     path = tmp_path / "sub" / "x.html"  # type: ignore[operator]
-    write_atomic(path, "é")
+    write_text_atomically(path, "é")
     assert path.read_text(encoding="utf-8") == "é"
     assert [p.name for p in path.parent.iterdir()] == ["x.html"]

@@ -109,7 +109,7 @@ def evaluate_embeddings(
     if protocol == "retrieval":
         return _retrieval(x, data, evaluation)
     if protocol == "clustering":
-        return clustering_metrics(x.numpy(), data.labels, metric=space, nredo=5)
+        return clustering_metrics(x.numpy(), data.labels, metric=space)
     if protocol == "fewshot":
         found = fewshot_accuracy(x, data.labels, metric=space)
         return {"accuracy": found.accuracy, "ci95": found.ci95, "episodes": float(found.episodes)}

@@ -18,7 +18,6 @@ import dataclasses
 import difflib
 import inspect
 import os
-import tempfile
 import typing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
+from .._atomic import write_text_atomically
 from ..models import EmbedderConfig
 from ..training import OptimizerOptions, RuntimeOptions, ScheduleOptions, TrainOptions
 from ..training.options import ValidationOptions
@@ -333,16 +333,7 @@ def load_config(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> 
 def save_config(config: RunConfig, path: str | os.PathLike[str]) -> Path:
     """Write the resolved config as YAML, atomically (temporary file, then rename)."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    text = yaml.safe_dump(config.to_dict(), sort_keys=False)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomically(target, yaml.safe_dump(config.to_dict(), sort_keys=False))
     return target
 
 

@@ -107,7 +107,7 @@ def knn(
         raise ValueError(f"k must be in [1, {limit}] for a reference set of {r.shape[0]}; got {k}")
     if block_size < 1:
         raise ValueError(f"block_size must be >= 1; got {block_size}")
-    qg, rg = _groups(query_groups, reference_groups, q.shape[0], r.shape[0], reference is None)
+    qg, rg = check_groups(query_groups, reference_groups, q.shape[0], r.shape[0], reference is None)
     if backend == "exact":
         return exact_knn(q, None if reference is None else r, k, metric, qg, rg, block_size)
     from .faiss_knn import faiss_knn
@@ -115,7 +115,7 @@ def knn(
     return faiss_knn(q, None if reference is None else r, k, metric, qg, rg, backend)
 
 
-def _groups(
+def check_groups(
     query_groups: ArrayLike | None,
     reference_groups: ArrayLike | None,
     n: int,
@@ -227,21 +227,26 @@ def _candidates(
     return found
 
 
+def order_keys(vals: Tensor, idx: Tensor) -> Tensor:
+    """int64 keys that order float32 ``(score, index)`` pairs by score descending, then index
+    ascending (larger key first): the float's bits made monotone in the high half, the inverted
+    index (below 2**32) in the low half."""
+    bits = vals.float().view(torch.int32).long()
+    monotone = torch.where(bits < 0, bits ^ 0x7FFFFFFF, bits)
+    return (monotone << 32) | (0xFFFFFFFF - (idx & 0xFFFFFFFF))
+
+
 def _order(vals: Tensor, idx: Tensor, k: int) -> Tensor:
     """The first ``k`` columns of each row by score descending, then index ascending."""
     if vals.dtype == torch.float32:
-        # one sort on a 64-bit key: the float's bits made monotone, then the inverted index
-        bits = vals.view(torch.int32).long()
-        monotone = torch.where(bits < 0, bits ^ 0x7FFFFFFF, bits)
-        key = (monotone << 32) | (0xFFFFFFFF - (idx & 0xFFFFFFFF))
-        return key.topk(k, dim=1).indices  # the keys are distinct: a total order
+        return order_keys(vals, idx).topk(k, dim=1).indices  # the keys are distinct
     # by index first, then a stable sort by score (unset slots: index -1, score -inf)
     by_index = torch.where(idx < 0, torch.iinfo(torch.long).max, idx).argsort(dim=1)
     by_score = vals.gather(1, by_index).sort(dim=1, descending=True, stable=True).indices
     return by_index.gather(1, by_score[:, :k])
 
 
-def _prepare(x: Tensor, metric: Metric) -> tuple[Tensor, Tensor]:
+def ranking_factors(x: Tensor, metric: Metric) -> tuple[Tensor, Tensor]:
     """Left and right factors whose product ranks pairs, larger = closer.
 
     Euclidean uses ``[x, |x|^2, 1] . [2y, -1, -|y|^2] = -|x - y|^2``, symmetric in x and y.
@@ -293,12 +298,12 @@ def exact_knn(
         else (query_groups.to(q.device), reference_groups.to(q.device))
     )
     with torch.no_grad():
-        left, right = _prepare(q, metric)
+        left, right = ranking_factors(q, metric)
         if r is None:
             top = _self_search(left, right, k, groups, block_size)
         else:
             top = _TopK(q.shape[0], k, q.dtype, q.device)
-            rleft, rright = _prepare(r, metric)
+            rleft, rright = ranking_factors(r, metric)
             out = torch.empty(0, dtype=q.dtype, device=q.device)
             for i in range(0, q.shape[0], block_size):
                 rows = slice(i, i + block_size)

@@ -12,18 +12,9 @@ import torch
 from torch import Tensor
 
 from ..distances import Metric
-from .knn import _prepare
+from .knn import order_keys, ranking_factors
 
 _LOWEST = torch.iinfo(torch.long).min
-
-
-def order_keys(scores: Tensor) -> Tensor:
-    """``(rows, m)`` int64 keys ordering a float32 row by score descending, then index
-    ascending: the float's bits made monotone in the high half, the inverted index below."""
-    bits = scores.float().view(torch.int32).long()
-    monotone = torch.where(bits < 0, bits ^ 0x7FFFFFFF, bits)
-    index = torch.arange(scores.shape[1], device=scores.device)
-    return (monotone << 32) | (0xFFFFFFFF - index)
 
 
 def full_ranks(
@@ -40,8 +31,8 @@ def full_ranks(
 ) -> tuple[Tensor, Tensor]:
     """Average precision and reciprocal rank of the queries ``rows`` over the whole reference
     set, in blocks of about ``block_elements`` scores. Returns two ``(len(rows),)`` tensors."""
-    left, _ = _prepare(q[rows], metric)
-    _, right = _prepare(r, metric)
+    left, _ = ranking_factors(q[rows], metric)
+    _, right = ranking_factors(r, metric)
     m = r.shape[0]
     step = max(1, block_elements // m)
     ap = torch.empty(len(rows), dtype=torch.float64)
@@ -56,7 +47,8 @@ def full_ranks(
             admissible &= query_groups[block, None] != reference_groups[None, :]
         relevant = admissible & (labels[block, None] == reference_labels[None, :])
         if scores.dtype == torch.float32:
-            keys = order_keys(scores).masked_fill_(~admissible, _LOWEST)
+            index = torch.arange(scores.shape[1], device=scores.device)
+            keys = order_keys(scores, index).masked_fill_(~admissible, _LOWEST)
             ranks = _relevant_ranks(keys, relevant)  # (b, R_max), best first; 0 = padding
         else:
             ranks = _relevant_ranks_by_sort(scores.masked_fill(~admissible, -torch.inf), relevant)

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from ..distances import Metric, check_metric
-from .knn import ArrayLike, _groups, as_embeddings, as_ids, knn
+from .knn import ArrayLike, as_embeddings, as_ids, check_groups, knn
 from .ranks import full_ranks
 
 METRICS = ("precision_at_1", "recall_at_k", "r_precision", "map_at_r", "map", "ndcg_at_k", "mrr")
@@ -103,12 +103,17 @@ def per_class_metrics(
         embeddings, labels, reference=reference, reference_labels=reference_labels, ks=ks,
         metric=metric, include=include,
     )  # fmt: skip
-    y = torch.as_tensor(labels).long()
-    result: dict[int, dict[str, float]] = {}
-    for label in torch.unique(y[valid]).tolist():
-        rows = valid & (y == label)
-        result[label] = {name: float(v[rows].double().mean()) for name, v in per_query.items()}
-    return result
+    classes, group = torch.unique(torch.as_tensor(labels).long()[valid], return_inverse=True)
+    counts = torch.bincount(group, minlength=len(classes)).double()
+    means = {
+        name: torch.zeros(len(classes), dtype=torch.float64).index_add_(0, group, v[valid].double())
+        / counts
+        for name, v in per_query.items()
+    }  # one pass per metric, not one per class
+    return {
+        int(label): {name: float(m[c]) for name, m in means.items()}
+        for c, label in enumerate(classes.tolist())
+    }
 
 
 def query_metrics(
@@ -139,7 +144,7 @@ def query_metrics(
     if unknown:
         raise ValueError(f"include must name metrics among {list(METRICS)}; got {unknown}")
     is_self = reference is None
-    qg, rg = _groups(query_groups, reference_groups, q.shape[0], r.shape[0], is_self)
+    qg, rg = check_groups(query_groups, reference_groups, q.shape[0], r.shape[0], is_self)
     limit = r.shape[0] - int(is_self)
     bad = [k for k in ks if not 1 <= k <= limit]
     if bad or not ks:

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._atomic import replace_file_atomically
 from ..evaluation.knn import knn
-from .storage import write_file_atomically
 from .validation import as_ids, as_matrix
 from .vectors import FloatMatrix, IdArray, IndexMetric
 
@@ -84,7 +84,7 @@ class ExactIndex:
         """Write ``vectors``, ``ids`` and the settings to an ``.npz`` file, atomically."""
         target = Path(path)
 
-        def write(name: str) -> None:
+        def write(name: Path) -> None:
             with open(name, "wb") as handle:
                 np.savez(
                     handle,
@@ -93,7 +93,7 @@ class ExactIndex:
                     metric=np.array(self.metric),
                 )
 
-        write_file_atomically(target, write)
+        replace_file_atomically(target, write)
         return target
 
     @classmethod

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from .._atomic import replace_file_atomically
 from ..evaluation.verification import threshold_at_far
 from .metadata import Item, ItemStore, Scalar, check_filter
 from .storage import (
@@ -26,7 +27,6 @@ from .storage import (
     remove_stale_vectors,
     save_directory,
     vectors_name,
-    write_file_atomically,
     write_lock,
 )
 from .validation import ModelMismatchError, as_ids, as_matrix, metadata_rows
@@ -235,7 +235,7 @@ class Index:
         self._generation += 1
         if self.path is not None and self._vectors.index is not None:
             name = vectors_name(self._generation)
-            write_file_atomically(self.path / name, self._vectors.write)
+            replace_file_atomically(self.path / name, lambda tmp: self._vectors.write(str(tmp)))
         self._store.set_meta(self._settings())
 
     def _settings(self) -> dict[str, Any]:

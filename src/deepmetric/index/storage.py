@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
 import sqlite3
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from os import PathLike
 from pathlib import Path
 
-from ..models._atomic import write_directory_atomically
+from .._atomic import write_directory_atomically
 
 FORMAT_VERSION = 1
 MARKER_FILE = "index.json"
@@ -70,27 +68,6 @@ def write_lock(folder: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
-
-def _fsync_path(path: Path, directory: bool = False) -> None:
-    fd = os.open(path, os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_file_atomically(path: Path, write: Callable[[str], None]) -> None:
-    """``write(temporary_name)`` then flush and rename it to ``path`` (same folder)."""
-    temporary = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:12]}")
-    try:
-        write(str(temporary))
-        _fsync_path(temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    _fsync_path(path.parent, directory=True)
 
 
 def remove_stale_vectors(folder: Path, keep: str) -> None:

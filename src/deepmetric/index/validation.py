@@ -74,6 +74,7 @@ def metadata_rows(
         if value is not None and (isinstance(value, str | Mapping) or len(value) != n):
             got = type(value).__name__ if isinstance(value, str | Mapping) else len(value)
             raise ValueError(f"{name} must be a sequence of one entry per vector ({n}); got {got}")
+
     def each(values: Sequence[Any] | None) -> list[Any]:  # arrays have no truth value: no `or`
         return [None] * n if values is None else list(values)
 

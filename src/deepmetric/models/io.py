@@ -19,7 +19,7 @@ import torch
 from safetensors.torch import save
 from torch import Tensor
 
-from ._atomic import write_directory_atomically
+from .._atomic import write_directory_atomically
 from .embedder import Embedder, EmbedderConfig
 from .weights import check_state_dict, read_state_dict
 

@@ -117,9 +117,8 @@ def headline_metrics(s: EmbeddingSet, ks: Sequence[int], metric: Metric) -> dict
             s.embeddings, s.labels, ks=ks, metric=metric, include=HEADLINE_FAMILIES
         )
     space: Literal["cosine", "euclidean"] = "cosine" if metric == "cosine" else "euclidean"
-    # five k-means restarts, as `deepmetric demo` and `evaluate` use: one start is a lottery
     nmi = clustering_metrics(
-        as_numpy(s.embeddings), as_numpy(s.labels).astype(np.int64), metric=space, nredo=5
+        as_numpy(s.embeddings), as_numpy(s.labels).astype(np.int64), metric=space
     )
     return {**scores, "nmi": nmi["nmi"]}
 

@@ -7,11 +7,8 @@ anywhere (no scripts, no web fonts, images as ``data:`` URIs).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from html import escape
-from pathlib import Path
 from typing import Any
 
 CSS = """
@@ -143,22 +140,3 @@ def page(title: str, header: str, sections: list[tuple[str, str, str]], footer: 
         f'<header><div class="inner">{header}<nav>{nav}</nav></div></header>'
         f"<main>{body}<footer>{footer}</footer></main></body></html>\n"
     )
-
-
-def write_atomic(path: Path, content: str) -> None:
-    """Write ``content`` (UTF-8) to a temporary file beside ``path``, fsync, rename over ``path``.
-
-    A failure at any point leaves the previous file as it was and no temporary file behind.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporary, 0o644)  # mkstemp makes it private; a report is for reading
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

@@ -21,7 +21,6 @@ import hashlib
 import json
 import os
 import random
-import tempfile
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -30,34 +29,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._atomic import replace_file_atomically, write_text_atomically
+
 MANIFEST = "manifest.json"
 FORMAT = "deepmetric-checkpoint"
 VERSION = 1
-
-
-def _fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError):  # some systems cannot open directories
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def atomic_write(path: Path, write: Any) -> None:
-    """Call ``write(file_object)`` on a temporary sibling of ``path``, fsync, rename into place."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
 
 
 def _sha256(path: Path) -> str:
@@ -104,12 +80,12 @@ def save_checkpoint(
     root = Path(folder)
     root.mkdir(parents=True, exist_ok=True)
     path = root / f"checkpoint-{step:09d}.pt"
-    atomic_write(path, lambda handle: torch.save({**payload, "format": FORMAT}, handle))
+    replace_file_atomically(path, lambda tmp: torch.save({**payload, "format": FORMAT}, tmp))
     entry = {"file": path.name, "step": step, "bytes": path.stat().st_size, "sha256": _sha256(path)}
     older = [e for e in read_manifest(root) if e.get("file") != path.name]
     entries = [entry, *older][:keep]
     text = json.dumps({"format": FORMAT, "version": VERSION, "checkpoints": entries}, indent=1)
-    atomic_write(root / MANIFEST, lambda handle: handle.write(text.encode("utf-8")))
+    write_text_atomically(root / MANIFEST, text)
     named = {e["file"] for e in entries}
     for stale in root.glob("checkpoint-*.pt"):
         if stale.name not in named:
@@ -198,7 +174,6 @@ def restore_rng(state: Mapping[str, Any]) -> None:
 
 __all__ = [
     "MANIFEST",
-    "atomic_write",
     "load_checkpoint",
     "read_manifest",
     "restore_rng",

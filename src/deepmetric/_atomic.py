@@ -1,10 +1,12 @@
-"""Replace a whole directory atomically: build it in a hidden sibling, then swap it in.
+"""Replace a file or a whole directory atomically: a kill at any instant leaves the previous
+good version.
 
-On Linux the swap is one ``renameat2(RENAME_EXCHANGE)`` call, so at every instant the path
-holds either the complete old version or the complete new one. Where that call is missing the
-old directory is first renamed to a hidden ``.<name>.old-<tag>`` sibling and the new one renamed
-into place; only a kill between those two renames leaves the path absent, with the previous
-version intact under the hidden name.
+A file is written to a hidden temporary sibling, flushed to disk and renamed over the target.
+A directory is built in a hidden sibling and swapped in. On Linux the swap is one
+``renameat2(RENAME_EXCHANGE)`` call, so at every instant the path holds either the complete old
+version or the complete new one. Where that call is missing the old directory is first renamed
+to a hidden ``.<name>.old-<tag>`` sibling and the new one renamed into place; only a kill between
+those two renames leaves the path absent, with the previous version intact under the hidden name.
 """
 
 from __future__ import annotations
@@ -131,3 +133,24 @@ def write_directory_atomically(
     if previous is not None:
         shutil.rmtree(previous, ignore_errors=True)
     return Path(path)
+
+
+def replace_file_atomically(path: str | PathLike[str], write: Callable[[Path], object]) -> None:
+    """``write(temporary)`` fills a hidden sibling of ``path``, which is flushed and renamed over
+    ``path``; on any failure the temporary file is removed and ``path`` is untouched."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:12]}")
+    try:
+        write(temporary)
+        _fsync(temporary)
+        os.replace(temporary, target)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    _fsync(target.parent)
+
+
+def write_text_atomically(path: str | PathLike[str], text: str) -> None:
+    """Write ``text`` as UTF-8 to ``path`` with :func:`replace_file_atomically`."""
+    replace_file_atomically(path, lambda temporary: temporary.write_text(text, encoding="utf-8"))
