@@ -90,6 +90,9 @@ def _raw(name: str, **params: Any) -> Factory:
 
 L2 = lambda: D.LpDistance(normalize_embeddings=False)  # noqa: E731
 MEAN = R.MeanReducer
+PML_NPAIR = lambda c, d: L.NPairsLoss(  # noqa: E731
+    distance=D.DotProductSimilarity(normalize_embeddings=False), reducer=MEAN()
+)
 
 CASES: dict[str, Case] = {
     "contrastive": Case(
@@ -145,13 +148,13 @@ CASES: dict[str, Case] = {
         pml(lambda c, d: L.LiftedStructureLoss(neg_margin=1, distance=L2(), reducer=MEAN())),
     ),
     "npair (paper batch)": Case(
+        with_npair_batch(_raw("npair", negatives="other_pairs"), pml_side=False),
+        with_npair_batch(PML_NPAIR, pml_side=True),
+    ),
+    "npair (paper batch, mined negatives)": Case(
         with_npair_batch(_raw("npair"), pml_side=False),
-        with_npair_batch(
-            lambda c, d: L.NPairsLoss(
-                distance=D.DotProductSimilarity(normalize_embeddings=False), reducer=MEAN()
-            ),
-            pml_side=True,
-        ),
+        with_npair_batch(PML_NPAIR, pml_side=True),
+        same_math=False,  # same values here, but PML ignores mined negatives in general
     ),
     "angular": Case(ours({"name": "angular"}), pml(lambda c, d: L.AngularLoss(alpha=40))),
     "margin": Case(

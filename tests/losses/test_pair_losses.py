@@ -278,6 +278,45 @@ def test_npair_matches_pml_on_the_papers_batch() -> None:
     )
 
 
+def test_npair_other_pairs_is_the_papers_batch_form_without_mined_negatives() -> None:
+    x, y, mined = _npair_batch(6, seed=27)
+    pairs_only = Pairs(mined.a1, mined.p, mined.a2[:0], mined.n[:0])
+    loss = NPairLoss(negatives="other_pairs")
+    assert_same_value_and_grad(
+        lambda e: loss(e, y, indices=pairs_only), lambda e: ref.npair_paper(e[0::2], e[1::2]), x
+    )
+    theirs = pml_losses.NPairsLoss(distance=PML_DIST["dot"](), reducer=MEAN())
+    assert_same_value_and_grad(
+        lambda e: loss(e, y, indices=mined), lambda e: theirs(e, y, indices_tuple=tuple(mined)), x
+    )
+
+
+@pytest.mark.parametrize("metric", ["dot", "cosine", "euclidean"])
+def test_npair_other_pairs_with_several_pairs_per_label(metric: str) -> None:
+    # pairs of one label are neither positive nor negative for each other; mined negatives unused
+    x, y = batch(n=12, dim=5, classes=3, seed=28)
+    a, p = [0, 5, 1, 2, 3], [5, 8, 4, 3, 6]  # two pairs of label 2, two of label 1
+    assert all(y[i] == y[j] for i, j in zip(a, p, strict=True))
+    mined = Pairs(torch.tensor(a), torch.tensor(p), torch.tensor([0]), torch.tensor([1]))
+    loss = NPairLoss(metric=metric, negatives="other_pairs")  # type: ignore[arg-type]
+    assert_same_value_and_grad(
+        lambda e: loss(e, y, indices=mined),
+        lambda e: ref.npair_other_pairs(e, y, a, p, metric=metric),
+        x,
+    )
+    r, ry = batch(n=9, dim=5, classes=3, seed=29)
+    rp = [0, 2, 5, 1, 4]  # the same labels as the anchors', in the reference set
+    assert all(y[i] == ry[j] for i, j in zip(a, rp, strict=True))
+    mined_ref = Pairs(torch.tensor(a), torch.tensor(rp), mined.a2, mined.n)
+    assert_same_value_and_grad(
+        lambda e: loss(e, y, indices=mined_ref, ref_embeddings=r, ref_labels=ry),
+        lambda e: ref.npair_other_pairs(e, y, a, rp, r=r, ry=ry, metric=metric),
+        x,
+    )
+    per_pair = NPairLoss(negatives="other_pairs", reduction="none")(x, y, indices=mined)
+    assert per_pair.shape == (5,)
+
+
 def test_npair_differs_from_pml_on_a_general_batch() -> None:
     # PML keeps one pair per label; here every positive pair counts, against every negative
     x, y = batch(n=16, dim=6, classes=4, seed=25)
@@ -402,6 +441,10 @@ def test_circle_matches_pml() -> None:
         (lambda: LiftedStructureLoss(reduction="avg"), "reduction must be one of"),  # type: ignore[arg-type]
         (lambda: NPairLoss(l2_reg=-1.0), "l2_reg must be >= 0; got -1.0"),
         (lambda: NPairLoss(l2_reg=0.1, reduction="none"), "l2_reg must be 0 with reduction='none'"),
+        (
+            lambda: NPairLoss(negatives="all"),
+            "negatives must be 'mined' or 'other_pairs'; got 'all'",
+        ),  # type: ignore[arg-type]
         (lambda: AngularLoss(alpha=90.0), r"alpha must be in \(0, 90\) degrees; got 90.0"),
         (lambda: AngularLoss(alpha=0.0), r"alpha must be in \(0, 90\) degrees; got 0.0"),
         (lambda: MarginLoss(margin=-0.1), "margin must be >= 0; got -0.1"),

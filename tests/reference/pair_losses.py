@@ -104,6 +104,33 @@ def npair_paper(anchors: Tensor, positives: Tensor) -> Tensor:
     return torch.stack(terms).mean()
 
 
+def npair_other_pairs(
+    x: Tensor,
+    y: Tensor,
+    a: list[int],
+    p: list[int],
+    r: Tensor | None = None,
+    ry: Tensor | None = None,
+    metric: str = "dot",
+) -> Tensor:
+    """N-pair over given pairs: pair i's negatives are the other pairs' positives p_j whose label
+    differs from a_i's."""
+    ref, ref_y = (x, y) if r is None else (r, ry)
+    terms = []
+    for i in range(len(a)):
+        s_ap = -dist(x[a[i]], ref[p[i]], metric)
+        s = sum(
+            (
+                torch.exp(-dist(x[a[i]], ref[p[j]], metric) - s_ap)
+                for j in range(len(a))
+                if ref_y[p[j]] != y[a[i]]
+            ),
+            torch.zeros((), dtype=x.dtype),
+        )
+        terms.append(torch.log(1 + s))
+    return torch.stack(terms).mean()
+
+
 def npair(
     x: Tensor,
     y: Tensor,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -49,6 +51,12 @@ class NPairLoss(nn.Module):
         metric: similarity (``s``); for a distance metric ``s = -d``. Used as given.
         reduction: ``"none"`` gives ``(n_pos,)`` per positive pair (row-major, or in the order
             of the mined pairs); it needs ``l2_reg=0``, as the penalty belongs to no one pair.
+        negatives: with mined ``indices``, ``"mined"`` takes each anchor's mined negative pairs;
+            ``"other_pairs"`` ignores them and takes the positives of the other mined pairs
+            whose label differs from the anchor's (the paper's definition, and the in-batch
+            negatives of a batch of pairs): ``(a_i, p_j)`` for every ``j`` with
+            ``label(p_j) != label(a_i)``. It costs one ``(k, k)`` product for ``k`` pairs and
+            no index work. Ignored without ``indices``.
 
     Shapes: ``embeddings (batch, dim)``, ``labels (batch,)``. ``N(a)``: all label negatives of
     ``a``, or its mined negative pairs. A batch without positive pairs gives 0 (plus the
@@ -56,7 +64,10 @@ class NPairLoss(nn.Module):
 
     Differences from pytorch-metric-learning: its ``NPairsLoss`` keeps one positive pair per
     label and uses the other pairs' positives as negatives; it equals this loss given those
-    pairs as ``indices`` (see above). It has no ``l2_reg`` (use an embedding regulariser).
+    pairs as ``indices`` (see above), and equals ``negatives="other_pairs"`` whenever the mined
+    pairs have one pair per label. Given several pairs of one label, it keeps the first only;
+    ``"other_pairs"`` keeps them all (a pair of the same label is neither positive nor
+    negative). It has no ``l2_reg`` (use an embedding regulariser).
 
     Example:
         >>> loss = NPairLoss()
@@ -66,9 +77,15 @@ class NPairLoss(nn.Module):
     """
 
     def __init__(
-        self, l2_reg: float = 0.0, metric: Metric = "dot", reduction: Reduction = "mean"
+        self,
+        l2_reg: float = 0.0,
+        metric: Metric = "dot",
+        reduction: Reduction = "mean",
+        negatives: Literal["mined", "other_pairs"] = "mined",
     ) -> None:
         super().__init__()
+        if negatives not in ("mined", "other_pairs"):
+            raise ValueError(f"negatives must be 'mined' or 'other_pairs'; got {negatives!r}")
         check_positive("l2_reg", l2_reg, allow_zero=True)
         check_reduction(reduction)
         if reduction == "none" and l2_reg != 0:
@@ -78,6 +95,7 @@ class NPairLoss(nn.Module):
             )
         check_metric(metric)
         self.l2_reg, self.metric, self.reduction = l2_reg, metric, reduction
+        self.negatives = negatives
 
     def forward(
         self,
@@ -93,6 +111,9 @@ class NPairLoss(nn.Module):
             dist = distance_like(embeddings, ref, self.metric)  # minus the similarity
             pos, neg = label_masks(labels, ref_lab, is_self)
             a, p = pos.nonzero(as_tuple=True)
+        elif self.negatives == "other_pairs":
+            pairs = as_pairs(indices)
+            dist, a, p, neg = _pair_batch(embeddings, labels, ref, ref_lab, pairs, self.metric)
         else:
             dist, a, p, neg = _mined_submatrix(embeddings, ref, as_pairs(indices), self.metric)
         lse_neg = masked_logsumexp(dist, neg, scale=-1.0)  # (rows,): log sum_n exp(s_an)
@@ -123,6 +144,30 @@ def _mined_submatrix(
     # index_fill_ on flat positions: much cheaper than an index_put of (row, col) pairs
     neg.view(-1).index_fill_(0, row_of[k:] * dist.shape[1] + col_of[k:], True)
     return dist, row_of[:k], col_of[:k], neg
+
+
+def _pair_batch(
+    embeddings: Tensor,
+    labels: Tensor,
+    ref: Tensor,
+    ref_labels: Tensor,
+    pairs: Pairs,
+    metric: Metric,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The ``(k, k)`` distances from the mined pairs' anchors to their positives, with pair
+    ``i`` at ``(i, i)``, and the negative mask: ``(i, j)`` where ``a_i``, ``p_j`` differ in label.
+
+    Returns ``(dist, anchors, positives, negative mask)`` as ``_mined_submatrix`` does.
+    """
+    a, p, k = pairs.a1, pairs.p, len(pairs.a1)
+    if ref is embeddings:  # one gather: one (batch, dim) zero tensor in its backward
+        both = embeddings.index_select(0, torch.cat([a, p]))
+        left, right = both[:k], both[k:]
+    else:
+        left, right = embeddings.index_select(0, a), ref.index_select(0, p)
+    diagonal = torch.arange(k, device=a.device)
+    neg = labels[a][:, None] != ref_labels[p][None, :]
+    return distance_like(left, right, metric), diagonal, diagonal, neg
 
 
 def _renumber(index: Tensor, size: int) -> tuple[Tensor, Tensor]:
