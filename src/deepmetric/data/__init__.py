@@ -19,6 +19,7 @@ from .folders import CSVDataset, ImageFolderDataset
 from .images import check_images, image_problem, load_image
 from .lfw import LFWDataset, LFWPairs
 from .market import Market1501
+from .npz import NpzDataset
 from .omniglot import Omniglot
 from .products import InShop, StanfordOnlineProducts
 from .splits import class_disjoint_split
@@ -27,8 +28,8 @@ from .splits import class_disjoint_split
 def build_dataset(spec: Mapping[str, Any] | str) -> LabeledDataset:
     """Build a dataset from ``{"name": ..., **params}``; unknown names or parameters raise.
 
-    Names: ``folder``, ``csv``, ``digits``, ``cub200``, ``cars196``, ``sop``, ``inshop``,
-    ``market1501``, ``lfw``, ``omniglot``; the parameters are the class's (``root``,
+    Names: ``folder``, ``csv``, ``digits``, ``npz``, ``cub200``, ``cars196``, ``sop``,
+    ``inshop``, ``market1501``, ``lfw``, ``omniglot``; the parameters are the class's (``root``,
     ``split``, ``image_size``, ``channels``, ``strict``, ``check``, ...).
 
     Example:
@@ -58,6 +59,7 @@ __all__ = [
     "LFWPairs",
     "LabeledDataset",
     "Market1501",
+    "NpzDataset",
     "Omniglot",
     "StanfordOnlineProducts",
     "build_augmentation",
