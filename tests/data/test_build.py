@@ -18,6 +18,7 @@ NAMES = [
     "inshop",
     "lfw",
     "market1501",
+    "npz",
     "omniglot",
     "sop",
 ]
