@@ -138,3 +138,32 @@ def test_image_batches_are_augmented_on_the_device() -> None:
         options=options(epochs=1, batch_size=10, m_per_class=2, augment=augment),
     )  # fmt: skip
     assert np.isfinite(result.history[0]["loss"]) and result.best_metric is not None
+
+
+def test_channels_last_trains_the_same_model_and_gives_it_back_contiguous() -> None:
+    gen = torch.Generator().manual_seed(1)
+    data = ArrayDataset(torch.rand(40, 3, 10, 10, generator=gen), np.arange(40) % 5)
+    config = EmbedderConfig(backbone={"name": "conv4", "in_channels": 3, "channels": 4,
+                                      "num_blocks": 2}, embedding_dim=4)  # fmt: skip
+    weights = []
+    for channels_last in (False, True):
+        torch.manual_seed(0)
+        model = Embedder(config)
+        seen: list[bool] = []
+        conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+
+        def layout(state: State, conv: torch.nn.Module = conv, seen: list[bool] = seen) -> None:
+            seen.append(conv.weight.is_contiguous(memory_format=torch.channels_last))
+
+        train(
+            model, data, loss=build_loss("triplet"), callbacks=[layout],
+            options=options(epochs=2, batch_size=10, m_per_class=2, channels_last=channels_last),
+        )  # fmt: skip
+        assert set(seen) == {channels_last}  # the layout it trained in (a 4-channel weight)
+        assert all(p.is_contiguous() for p in model.parameters())
+        weights.append(model.state_dict())
+    # other kernels, so equal up to rounding; not the conv biases (a bias before BatchNorm has
+    # a zero gradient up to rounding, which AdamW's normalisation turns into lr-sized steps)
+    # nor the running means that follow them
+    for key in [k for k in weights[0] if k.endswith("weight")]:
+        torch.testing.assert_close(weights[1][key], weights[0][key], rtol=1e-4, atol=1e-5)

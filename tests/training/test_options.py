@@ -41,6 +41,7 @@ def _train(train_data=None, val_data=None, opts=None, **kwargs):  # type: ignore
         (lambda: ValidationOptions(metric="mapr"), r"validation.metric must be one of"),
         (lambda: ValidationOptions(patience=0), r"validation.patience must be an integer >= 1"),
         (lambda: RuntimeOptions(amp="fp8"), r"runtime.amp must be one of"),
+        (lambda: RuntimeOptions(channels_last="yes"), r"runtime.channels_last must be true"),  # type: ignore[arg-type]
         (lambda: TrainOptions(epochs=0), r"epochs must be an integer >= 1; got 0"),
         (
             lambda: TrainOptions(batch_size=10, m_per_class=4),

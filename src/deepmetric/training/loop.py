@@ -150,6 +150,8 @@ def train(
                     break
         finally:
             run.log.close()
+            if options.runtime.channels_last:
+                model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
     return _finish(run)
 
 
@@ -168,6 +170,8 @@ def _setup(
     np.random.seed(runtime.seed)  # noqa: NPY002 (code that uses the global numpy RNG)
     random.seed(runtime.seed)
     model.to(device)
+    if runtime.channels_last:
+        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     loss.to(device)
     broadcast_parameters(loss)
     freezing = options.optimizer.freeze_backbone_epochs > 0

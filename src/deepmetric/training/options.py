@@ -183,6 +183,10 @@ class RuntimeOptions:
         log_every: write a step record to the log every this many steps.
         checkpoint_every_steps: also checkpoint every this many steps (besides each epoch's
             end); ``None`` checkpoints at epoch ends only. Needs ``out_dir``.
+        channels_last: train the model's 4-D weights in the channels-last memory layout
+            (converted back when training ends). On CPU it makes small conv nets' steps faster
+            (conv4 with 32 channels on 28x28 images: about 1.7x) but can slow others down
+            (ResNet-18 on 64x64 images: about 0.9x), so it is off unless asked for; measure.
     """
 
     device: str = "cpu"
@@ -193,6 +197,7 @@ class RuntimeOptions:
     progress: bool = True
     log_every: int = 10
     checkpoint_every_steps: int | None = None
+    channels_last: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.device, str) or not self.device:
@@ -201,10 +206,11 @@ class RuntimeOptions:
             )
         _choice("runtime.amp", self.amp, AMP_MODES)
         _int("runtime.seed", self.seed, 0)
-        if not isinstance(self.deterministic, bool):
-            raise ValueError(
-                f"runtime.deterministic must be true or false; got {self.deterministic!r}"
-            )
+        for name in ("deterministic", "channels_last"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(
+                    f"runtime.{name} must be true or false; got {getattr(self, name)!r}"
+                )
         _int("runtime.num_workers", self.num_workers, 0)
         _int("runtime.log_every", self.log_every, 1)
         _int("runtime.checkpoint_every_steps", self.checkpoint_every_steps, 1, optional=True)
