@@ -2,15 +2,34 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
+from torch import nn
 
-from deepmetric.config import ConfigError, build_config, load_config, parse_overrides, save_config
-from deepmetric.training import OptimizerOptions
+from deepmetric.config import (
+    ConfigError,
+    RunConfig,
+    RunOutcome,
+    build_config,
+    build_loss,
+    build_model,
+    evaluate_embeddings,
+    load_config,
+    parse_overrides,
+    run_training,
+    save_config,
+)
+from deepmetric.config.pipeline import image_preprocessing
+from deepmetric.data import DigitsDataset, build_augmentation
+from deepmetric.models import embed, load_model
+from deepmetric.training import OptimizerOptions, State
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+DIGITS = Path(__file__).resolve().parents[1] / "configs" / "digits.yaml"
 
 
 def test_the_example_configs_are_there() -> None:
@@ -115,3 +134,131 @@ def test_save_config_writes_every_default(tmp_path: Path) -> None:
     saved = yaml.safe_load(path.read_text(encoding="utf-8"))
     assert saved["optimizer"]["name"] == "adamw" and saved["schedule"]["name"] == "cosine"
     assert saved["runtime"]["seed"] == 0 and not list(path.parent.glob(".*tmp"))
+
+
+# a tiny image run: digits as 1x8x8 images, a 2-block conv4, an augmentation with a
+# non-trivial mean/std and the default eval crop (resize to 9, center crop 8)
+AUGMENT = {"size": 8, "crop_scale": None, "hflip": 0.0, "mean": [0.3], "std": [0.2]}
+
+
+def image_config(out_dir: Path, validation: str = "none") -> RunConfig:
+    return build_config(
+        {
+            "data": {
+                "train": {"name": "digits", "split": "train"},
+                "test": {"name": "digits", "split": "test"},
+                "validation": validation,
+            },
+            "model": {
+                "backbone": {"name": "conv4", "in_channels": 1, "channels": 8, "num_blocks": 2},
+                "embedding_dim": 16,
+            },
+            "sampler": {"batch_size": 20, "m_per_class": 4},
+            "epochs": 1,
+            "augmentation": AUGMENT,
+            "runtime": {"progress": False},
+            "output": {"dir": str(out_dir), "report": False},
+        }
+    )
+
+
+def test_initial_weights_and_proxies_follow_runtime_seed() -> None:
+    config = build_config({"loss": {"name": "proxy_anchor"}})
+    other = build_config({"loss": {"name": "proxy_anchor"}, "runtime": {"seed": 1}})
+    state = torch.random.get_rng_state()
+    first, again, reseeded = build_model(config), build_model(config), build_model(other)
+    assert torch.equal(torch.random.get_rng_state(), state)  # the global RNG is left alone
+    for name, weight in first.state_dict().items():
+        assert torch.equal(weight, again.state_dict()[name]), name
+    assert any(not torch.equal(w, reseeded.state_dict()[n]) for n, w in first.state_dict().items())
+    proxies = [dict(build_loss(c, 5, 64).named_parameters()) for c in (config, config, other)]
+    assert proxies[0].keys() and all(torch.equal(proxies[0][k], proxies[1][k]) for k in proxies[0])
+    assert not all(torch.equal(proxies[0][k], proxies[2][k]) for k in proxies[0])
+
+
+def stop_after_one_step(state: State) -> None:
+    state.should_stop = True
+
+
+def test_two_runs_of_one_config_end_with_the_same_weights(tmp_path: Path) -> None:
+    weights = []
+    for name in ("a", "b"):
+        sets = ["epochs=1", f"output.dir={tmp_path / name}", "output.report=false"]
+        config = load_config(DIGITS, [*sets, "runtime.progress=false"])
+        outcome = run_training(config, callbacks=[stop_after_one_step])
+        assert outcome.result.model_dir is not None
+        weights.append(load_model(outcome.result.model_dir).state_dict())
+        assert (
+            json.loads((outcome.result.model_dir / "config.json").read_text())["preprocessing"]
+            is None
+        )  # 64-d vectors: nothing to record
+    assert all(torch.equal(w, weights[1][k]) for k, w in weights[0].items())
+
+
+@pytest.mark.parametrize(
+    ("augmentation", "item_shape", "want"),
+    [
+        ({"size": [12, 10], "mean": [0.5] * 3, "std": [0.25] * 3}, (3, 16, 16), [12, 10]),
+        ({"size": 6, "mean": None, "std": None, "eval_crop_fraction": 1.0}, (1, 9, 7), [6, 6]),
+        (None, (3, 5, 7), [5, 7]),
+    ],
+)
+def test_image_preprocessing_is_the_eval_pipeline_output(
+    augmentation: dict[str, object] | None, item_shape: tuple[int, ...], want: list[int]
+) -> None:
+    item = torch.rand(item_shape)
+    prep = image_preprocessing(augmentation, item)
+    assert prep is not None and prep["image_size"] == want and prep["channels"] == item_shape[0]
+    if augmentation is not None:  # oracle: what the eval pipeline actually outputs
+        out = build_augmentation(augmentation, "eval")(item[None])
+        assert list(out.shape[-2:]) == prep["image_size"]
+    mean = None if augmentation is None else augmentation["mean"]
+    assert prep.get("mean") == mean and (mean is None) == ("std" not in prep)
+    assert image_preprocessing(None, torch.rand(64)) is None
+    with pytest.raises(ValueError, match="mean must have one value per channel \\(1\\)"):
+        image_preprocessing({"size": 4}, torch.rand(1, 4, 4))  # ImageNet mean, greyscale
+
+
+@pytest.fixture(scope="module")
+def image_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[RunConfig, RunOutcome]:
+    config = image_config(tmp_path_factory.mktemp("image") / "run", validation="test")
+    return config, run_training(config)
+
+
+def test_image_model_records_its_preprocessing(
+    image_run: tuple[RunConfig, RunOutcome],
+) -> None:
+    config, _ = image_run
+    card = json.loads(Path(config.output.dir, "model", "config.json").read_text())
+    assert card["preprocessing"] == {
+        "image_size": [8, 8],
+        "channels": 1,
+        "mean": [0.3],
+        "std": [0.2],
+    }
+    assert load_model(Path(config.output.dir, "model")).preprocessing == card["preprocessing"]
+
+
+def test_test_metrics_are_those_of_the_eval_pipeline(
+    image_run: tuple[RunConfig, RunOutcome],
+) -> None:
+    config, outcome = image_run
+    metrics = outcome.metrics
+    model = load_model(Path(config.output.dir, "model"))
+    test = DigitsDataset("test")
+    # oracle: the eval pipeline built here, the saved model, and the protocol
+    by_hand = embed(nn.Sequential(build_augmentation(AUGMENT, "eval"), model), test)
+    want = evaluate_embeddings(by_hand, test, config.evaluation)
+    saved = json.loads(Path(config.output.dir, "test_metrics.json").read_text())
+    assert saved == pytest.approx(metrics) and metrics == pytest.approx(want, abs=1e-6)
+    raw = evaluate_embeddings(embed(model, test), test, config.evaluation)
+    assert raw["map_at_r"] != pytest.approx(want["map_at_r"], abs=1e-3)
+
+
+def test_test_metrics_equal_validation_on_the_test_set(
+    image_run: tuple[RunConfig, RunOutcome],
+) -> None:
+    _, outcome = image_run
+    last = outcome.result.history[-1]  # validation embeds through the loop's eval pipeline
+    for key in ("map_at_r", "precision_at_1", "recall_at_2", "mrr"):
+        assert outcome.metrics[key] == pytest.approx(last[f"val_{key}"], abs=1e-6), key

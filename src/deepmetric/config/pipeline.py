@@ -5,23 +5,40 @@
 (``out_dir/checkpoints/``, ``out_dir/metrics.jsonl``, ``out_dir/model/``), then evaluates the
 model on the test classes and writes ``out_dir/test_metrics.json`` and, when
 ``output.report`` is on, ``out_dir/report.html``.
+
+The model's initial weights (and a loss's proxies) are drawn from ``runtime.seed``. Test items
+go through the eval pipeline of ``augmentation`` (resize, center crop, mean/std; see
+``deepmetric.data.build_augmentation``), exactly as validation does. A model trained on images
+records its ``preprocessing`` in ``model/config.json`` (see :func:`image_preprocessing`), so
+that ``deepmetric index build``, ``search`` and ``serve`` can prepare images for it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import json
-from collections.abc import Sequence
+import os
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from torch import nn
+import torch
+from torch import Tensor, nn
 
-from ..data import LabeledDataset, build_dataset, class_disjoint_split
-from ..models import Embedder, embed, load_pretrained
+from .._atomic import write_text_atomically
+from ..data import (
+    AugmentConfig,
+    LabeledDataset,
+    build_augmentation,
+    build_dataset,
+    class_disjoint_split,
+)
+from ..models import Embedder, check_preprocessing, load_pretrained
 from ..training import Callback, TrainResult, read_jsonl, train
+from ..training.batches import embed_dataset
 from .protocols import evaluate_embeddings
 from .schema import ConfigError, RunConfig, save_config
 
@@ -84,9 +101,31 @@ def build_data(config: RunConfig) -> RunData:
     return RunData(train_data, val, test)
 
 
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Draw from torch's CPU RNG seeded with ``seed`` inside; its previous state comes back after.
+
+    Example:
+        >>> with seeded(3):
+        ...     a = torch.rand(2)
+        >>> with seeded(3):
+        ...     b = torch.rand(2)
+        >>> bool((a == b).all())
+        True
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
 def build_model(config: RunConfig) -> Embedder:
-    """The ``Embedder`` of ``config.model``, with ``config.pretrained`` loaded when given."""
-    model = Embedder(config.model)
+    """The ``Embedder`` of ``config.model``, with ``config.pretrained`` loaded when given.
+
+    Its initial weights are drawn from ``config.runtime.seed`` (see :func:`seeded`), so the
+    same config always starts from the same weights; the global RNG is left as it was.
+    """
+    with seeded(config.runtime.seed):
+        model = Embedder(config.model)
     if config.pretrained is not None:
         if not Path(config.pretrained).is_file():
             raise ConfigError(
@@ -107,7 +146,8 @@ def build_loss(config: RunConfig, num_classes: int, embedding_dim: int) -> nn.Mo
         spec["num_classes"] = num_classes
     if "embedding_dim" in accepted:
         spec["embedding_dim"] = embedding_dim
-    return losses.build(spec)
+    with seeded(config.runtime.seed):  # proxies and class weights start the same every run
+        return losses.build(spec)
 
 
 def build_miner(config: RunConfig) -> nn.Module | None:
@@ -117,6 +157,105 @@ def build_miner(config: RunConfig) -> nn.Module | None:
     return None if config.miner is None else miners.build(config.miner)
 
 
+def image_preprocessing(augmentation: Mapping[str, Any] | None, item: Any) -> dict[str, Any] | None:
+    """The ``preprocessing`` to save with a model trained on items like ``item``.
+
+    For a ``(channels, height, width)`` image: ``channels`` from the item; ``image_size`` (as
+    ``[height, width]``) is the size the eval pipeline of ``augmentation`` outputs, or the
+    item's own without an augmentation; ``mean`` and ``std`` are the augmentation's when set.
+    Anything else (vectors, text) gives None. The index ``Encoder`` resizes a whole image to
+    ``image_size``; the eval pipeline first resizes to ``size / eval_crop_fraction`` and then
+    center-crops, so with ``eval_crop_fraction < 1`` the encoder shows the model a little more
+    of the border than evaluation did (same input size and normalisation).
+
+    Example:
+        >>> image_preprocessing({"size": 4, "mean": [0.5], "std": [0.25]}, torch.zeros(1, 6, 6))
+        {'image_size': [4, 4], 'mean': [0.5], 'std': [0.25], 'channels': 1}
+        >>> image_preprocessing(None, torch.zeros(64)) is None
+        True
+    """
+    if not isinstance(item, Tensor) or item.dim() != 3:
+        return None
+    channels, height, width = (int(n) for n in item.shape)
+    prep: dict[str, Any] = {"image_size": [height, width], "channels": channels}
+    if augmentation is not None:
+        aug = AugmentConfig.from_mapping(augmentation)
+        prep["image_size"] = list(aug.size_pair)
+        if aug.mean is not None and aug.std is not None:
+            prep["mean"], prep["std"] = list(aug.mean), list(aug.std)
+    return check_preprocessing(prep)
+
+
+def eval_transform(augmentation: Mapping[str, Any] | None) -> nn.Module:
+    """What validation applies to a batch before the model: the ``"eval"`` pipeline of
+    ``augmentation`` (``build_augmentation``), or the identity without one."""
+    return nn.Identity() if augmentation is None else build_augmentation(augmentation, "eval")
+
+
+def embed_test(model: nn.Module, data: LabeledDataset, config: RunConfig) -> Tensor:
+    """``(len(data), dim)`` embeddings of ``data`` through the eval pipeline, on the model's
+    device, with the helper validation uses (``deepmetric.training.batches.embed_dataset``)."""
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    return embed_dataset(
+        model,
+        data,
+        transform=eval_transform(config.augmentation).to(device),
+        device=device,
+        batch_size=config.evaluation.batch_size,
+        num_workers=config.runtime.num_workers,
+    )
+
+
+def _saved_augmentation(folder: Path) -> Mapping[str, Any] | None:
+    """The augmentation recorded in a model directory's ``train_config.json``, or None."""
+    from ..models.io import TRAIN_CONFIG_FILE
+
+    file = folder / TRAIN_CONFIG_FILE
+    if not file.is_file():
+        return None
+    try:
+        saved = json.loads(file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{str(file)!r} is not valid JSON ({err}); the file is damaged") from None
+    # train() saves its TrainOptions ("augment"); a whole RunConfig names it "augmentation"
+    found = saved.get("augment", saved.get("augmentation")) if isinstance(saved, dict) else None
+    if found is not None and not isinstance(found, Mapping):
+        raise ValueError(f"{str(file)!r}: augment must be a mapping or null; got {found!r}")
+    return found
+
+
+def saved_eval_transform(
+    folder: str | os.PathLike[str], model: Embedder, data: LabeledDataset
+) -> nn.Module | None:
+    """What the items of ``data`` go through before the model saved at ``folder``, so that a
+    later ``evaluate`` or ``embed`` sees them as the run's test did; None for nothing.
+
+    Items that are not ``(channels, height, width)`` images get nothing. A model trained with an
+    augmentation (``augment`` in its ``train_config.json``) gets that augmentation's eval
+    pipeline (:func:`eval_transform`). Otherwise the model's ``preprocessing`` applies, as in
+    the index ``Encoder``: a resize to ``image_size`` (when it differs from the items'), then
+    ``(x - mean) / std`` (when either is set; a missing one is 0 or 1 per channel).
+    """
+    item = data[0][0] if len(data) else None
+    if not isinstance(item, Tensor) or item.dim() != 3:
+        return None
+    augmentation = _saved_augmentation(Path(folder))
+    if augmentation is not None:
+        return eval_transform(augmentation)
+    prep = model.preprocessing or {}
+    size = prep.get("image_size") or list(item.shape[1:])
+    height, width = (size, size) if isinstance(size, int) else size
+    mean, std = prep.get("mean"), prep.get("std")
+    if mean is None and std is None and (height, width) == tuple(item.shape[1:]):
+        return None
+    if mean is not None or std is not None:
+        channels = len(mean if mean is not None else std or [])
+        mean, std = mean or [0.0] * channels, std or [1.0] * channels
+    steps = {"size": (height, width), "crop_scale": None, "eval_crop_fraction": 1.0}
+    return build_augmentation({**steps, "mean": mean, "std": std}, "eval")
+
+
 def run_training(
     config: RunConfig, *, resume: bool = False, callbacks: Sequence[Callback] = ()
 ) -> RunOutcome:
@@ -124,10 +263,11 @@ def run_training(
     out_dir = Path(config.output.dir)
     data = build_data(config)
     model = build_model(config)
+    if len(data.train):
+        model.preprocessing = image_preprocessing(config.augmentation, data.train[0][0])
     loss = build_loss(config, data.train.num_classes, int(model.embedding_dim))
     save_config(config, out_dir / CONFIG_FILE)
-    batch = config.evaluation.batch_size
-    before = embed(model, data.test, batch_size=batch) if config.output.report else None
+    before = embed_test(model, data.test, config) if config.output.report else None
     result = train(
         model,
         data.train,
@@ -139,9 +279,9 @@ def run_training(
         out_dir=out_dir,
         resume=resume,
     )
-    after = embed(model, data.test, batch_size=batch)
+    after = embed_test(model, data.test, config)
     metrics = evaluate_embeddings(after, data.test, config.evaluation)
-    (out_dir / "test_metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+    write_text_atomically(out_dir / "test_metrics.json", json.dumps(metrics, indent=2))
     report = None
     if before is not None:
         report = write_run_report(config, out_dir, before, after, data.test)
