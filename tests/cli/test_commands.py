@@ -7,11 +7,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
+from torch import nn
 from typer.testing import CliRunner
 
 from deepmetric.cli import app
-from deepmetric.config import label_pairs, load_config
+from deepmetric.config import evaluate_embeddings, label_pairs, load_config
+from deepmetric.data import DigitsDataset, ImageFolderDataset, build_augmentation
+from deepmetric.index import Encoder
+from deepmetric.models import embed, load_model
+from tests.index.fixtures import IMAGE_SIZE, make_images, make_model
 
 DIGITS = str(Path(__file__).resolve().parents[2] / "configs" / "digits.yaml")
 SPEC = "{name: digits, split: test, as_vectors: true}"
@@ -155,3 +161,90 @@ def test_every_command_has_help() -> None:
     for command in ("demo", "train", "evaluate", "embed", "bench"):
         result = runner.invoke(app, [command, "--help"])
         assert result.exit_code == 0 and "Usage" in result.output
+
+
+# digits as 1x8x8 images through a 2-block conv4, with a non-trivial mean/std and eval crop
+AUGMENT = {"size": 8, "crop_scale": None, "hflip": 0.0, "mean": [0.3], "std": [0.2]}
+IMAGE_SPEC = "{name: digits, split: test}"
+
+
+@pytest.fixture(scope="module")
+def image_run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("image")
+    config = {
+        "data": {
+            "train": {"name": "digits", "split": "train"},
+            "test": {"name": "digits", "split": "test"},
+        },
+        "model": {
+            "backbone": {"name": "conv4", "in_channels": 1, "channels": 8, "num_blocks": 2},
+            "embedding_dim": 16,
+        },
+        "sampler": {"batch_size": 40, "m_per_class": 8},
+        "epochs": 1,
+        "augmentation": AUGMENT,
+        "runtime": {"progress": False},
+        "output": {"dir": str(folder / "run"), "report": False},
+    }
+    (folder / "image.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    result = runner.invoke(app, ["train", str(folder / "image.yaml")])
+    assert result.exit_code == 0, result.output
+    return folder / "run"
+
+
+def by_hand(run: Path) -> torch.Tensor:
+    """Oracle: the eval pipeline built here from AUGMENT, then the saved model."""
+    model = load_model(run / "model")
+    return embed(nn.Sequential(build_augmentation(AUGMENT, "eval"), model), DigitsDataset("test"))
+
+
+def test_evaluate_scores_an_image_run_as_its_test_did(image_run_dir: Path) -> None:
+    for target in (image_run_dir, image_run_dir / "model"):
+        result = runner.invoke(app, ["evaluate", str(target), "--data", IMAGE_SPEC, "--json"])
+        assert result.exit_code == 0, result.output
+        got = json.loads(result.output[result.output.index("{") :])
+        saved = json.loads((image_run_dir / "test_metrics.json").read_text(encoding="utf-8"))
+        assert got == pytest.approx(saved, abs=1e-6)
+    ev = load_config(image_run_dir / "config.yaml").evaluation
+    want = evaluate_embeddings(by_hand(image_run_dir), DigitsDataset("test"), ev)
+    assert got == pytest.approx(want, abs=1e-6)  # (raw items score differently: test_config)
+
+
+def test_embed_an_image_run_through_its_eval_pipeline(image_run_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "e.npy"
+    result = runner.invoke(
+        app, ["embed", str(image_run_dir), "--data", IMAGE_SPEC, "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    np.testing.assert_allclose(np.load(out), by_hand(image_run_dir).numpy(), atol=1e-5)
+
+
+def test_a_model_with_preprocessing_embeds_as_the_index_encoder(tmp_path: Path) -> None:
+    model, images = make_model(tmp_path / "model"), make_images(tmp_path / "images")
+    spec = f"{{name: folder, root: {images}, image_size: {IMAGE_SIZE}}}"
+    out = tmp_path / "e.npz"
+    result = runner.invoke(app, ["embed", str(model), "--data", spec, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    files = ImageFolderDataset(images).paths  # the dataset's order
+    want = Encoder(model).encode_files(files)  # oracle: the index's decode, resize, mean/std
+    np.testing.assert_allclose(np.load(out)["embeddings"], want, atol=1e-5)
+    result = runner.invoke(app, ["evaluate", str(model), "--data", spec, "--json"])
+    assert result.exit_code == 0, result.output
+
+
+def test_saved_transform_errors_are_one_line(tmp_path: Path) -> None:
+    model, images = make_model(tmp_path / "model"), make_images(tmp_path / "images")
+    spec = f"{{name: folder, root: {images}, image_size: {IMAGE_SIZE}}}"
+    one_line_error(
+        runner.invoke(app, ["evaluate", str(model), "--data", IMAGE_SPEC]),
+        "images have 1 channel(s) but mean/std have 3",
+    )
+    damaged = [
+        ("{", "train_config.json' is not valid JSON"),
+        ('{"augment": 3}', "augment must be a mapping or null; got 3"),
+    ]
+    out = str(tmp_path / "e.npy")
+    for text, match in damaged:
+        (model / "train_config.json").write_text(text, encoding="utf-8")
+        for command in (["evaluate", str(model)], ["embed", str(model), "--out", out]):
+            one_line_error(runner.invoke(app, [*command, "--data", spec]), match)

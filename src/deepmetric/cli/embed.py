@@ -43,7 +43,14 @@ def embed(
     out: Path = typer.Option(..., "--out", help="Output file: .npy, .npz or .parquet."),  # noqa: B008
     batch_size: int = typer.Option(256, min=1, help="Embedding batch size."),
 ) -> None:
-    """Embed every item of a dataset; .npz and .parquet also hold item ids and labels."""
+    """Embed every item of a dataset; .npz and .parquet also hold item ids and labels.
+
+    Images go through the eval transform the model was tested with (resize, center crop,
+    mean/std of the run's augmentation, else the model's saved preprocessing).
+    """
+    from torch import nn
+
+    from ..config.pipeline import saved_eval_transform
     from ..data import build_dataset
     from ..models import embed as embed_items
     from ..models import load_model
@@ -55,7 +62,9 @@ def embed(
     spec, folder = parse_spec(data), model_dir(run)
     model = guarded(lambda: load_model(folder))
     dataset = guarded(lambda: build_dataset(spec))
-    x = embed_items(model, dataset, batch_size=batch_size, progress=True).numpy()
+    transform = guarded(lambda: saved_eval_transform(folder, model, dataset))
+    net = model if transform is None else nn.Sequential(transform, model)
+    x = guarded(lambda: embed_items(net, dataset, batch_size=batch_size, progress=True)).numpy()
     ids: Any = dataset.extra.get("item_id", np.arange(len(dataset)))
     out.parent.mkdir(parents=True, exist_ok=True)
     guarded(lambda: write_embeddings(out, x, np.asarray(ids), dataset.labels))

@@ -15,6 +15,11 @@ PROTOCOLS = ("retrieval", "verification", "reid", "fewshot", "clustering")
 
 
 def _embed_data(folder: Path, spec: dict[str, Any], protocol: str, batch_size: int) -> Any:
+    """The embeddings of the dataset ``spec`` (through the model's eval transform, see
+    ``saved_eval_transform``), the dataset, and LFW's verification pairs (or None)."""
+    from torch import nn
+
+    from ..config.pipeline import saved_eval_transform
     from ..data import LabeledDataset, LFWPairs, build_dataset
     from ..models import embed, load_model
 
@@ -26,7 +31,9 @@ def _embed_data(folder: Path, spec: dict[str, Any], protocol: str, batch_size: i
         data, pairs = found.images, (found.pair_indices, found.is_same)
     else:
         data = build_dataset(spec)
-    return embed(model, data, batch_size=batch_size, progress=True), data, pairs
+    transform = saved_eval_transform(folder, model, data)
+    net = model if transform is None else nn.Sequential(transform, model)
+    return embed(net, data, batch_size=batch_size, progress=True), data, pairs
 
 
 def evaluate(
@@ -39,7 +46,11 @@ def evaluate(
     batch_size: int = typer.Option(256, min=1, help="Embedding batch size."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
 ) -> None:
-    """Embed a dataset with a trained model and print its metrics (retrieval by default)."""
+    """Embed a dataset with a trained model and print its metrics (retrieval by default).
+
+    Images go through the eval transform the model was tested with (resize, center crop,
+    mean/std of the run's augmentation, else the model's saved preprocessing).
+    """
     from ..config import EvaluationConfig, evaluate_embeddings
 
     if protocol not in PROTOCOLS:
