@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 import typer
+from PIL import Image
+from torch import nn
 from typer.testing import CliRunner
 
 from deepmetric.cli import index as index_cli
 from deepmetric.cli import search as search_cli
 from deepmetric.cli import serve as serve_cli
-from deepmetric.index import Encoder, ExactIndex, Index
+from deepmetric.config import build_config, run_training
+from deepmetric.data import ImageFolderDataset, build_augmentation
+from deepmetric.index import Encoder, ExactIndex, Index, dataset_spec
+from deepmetric.models import embed, load_model
 
-from .fixtures import CLASSES, PER_CLASS, make_model
+from .fixtures import CLASSES, IMAGE_SIZE, PER_CLASS, make_model
 
 
 def cli() -> typer.Typer:
@@ -149,3 +155,65 @@ def test_every_command_has_help() -> None:
     ):
         code, out = run(*args, "--help")
         assert code == 0 and "Usage" in out
+
+
+def six_classes(root: Path) -> Path:
+    """``root/<class>/<i>.png``: 6 classes x 4 noisy 16x16 RGB images (class = colour mix)."""
+    rng = np.random.default_rng(3)
+    for c in range(6):
+        (root / f"c{c}").mkdir(parents=True)
+        for i in range(4):
+            pixels = rng.integers(0, 80, size=(IMAGE_SIZE, IMAGE_SIZE, 3))
+            pixels[:, :, c % 3] += 100 + 40 * (c // 3)
+            Image.fromarray(pixels.astype(np.uint8)).save(root / f"c{c}" / f"{i}.png")
+    return root
+
+
+def test_a_trained_image_model_can_be_indexed(tmp_path: Path) -> None:
+    images = six_classes(tmp_path / "images")
+    augment = {"size": IMAGE_SIZE, "crop_scale": None, "hflip": 0.0, "eval_crop_fraction": 1.0,
+               "mean": [0.4, 0.5, 0.6], "std": [0.2, 0.25, 0.3]}  # fmt: skip
+    config = build_config({
+        "data": {"train": {"name": "folder", "root": str(images), "image_size": IMAGE_SIZE}},
+        "model": {"backbone": {"name": "conv4", "in_channels": 3, "channels": 8,
+                               "num_blocks": 2}, "embedding_dim": 8},
+        "sampler": {"batch_size": 8, "m_per_class": 2}, "epochs": 1, "augmentation": augment,
+        "evaluation": {"ks": [1, 2, 4]},  # 2 test classes of 4 images
+        "runtime": {"progress": False}, "output": {"dir": str(tmp_path / "run"), "report": False},
+    })  # fmt: skip
+    model_dir = run_training(config).result.model_dir
+    assert model_dir is not None
+    card = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    assert card["preprocessing"] == {
+        "image_size": [IMAGE_SIZE, IMAGE_SIZE], "channels": 3,
+        "mean": augment["mean"], "std": augment["std"],
+    }  # fmt: skip
+    spec = f"{{name: folder, root: {images}}}"  # a YAML flow mapping
+    code, out = run("index", "build", model_dir, "--data", spec, "--out", tmp_path / "idx")
+    assert code == 0 and "indexed 24 items (Flat, cosine)" in out, out
+    # with eval_crop_fraction 1 the index's vectors are the eval pipeline's (oracle: by hand)
+    data = ImageFolderDataset(images, image_size=IMAGE_SIZE)
+    pipeline = nn.Sequential(build_augmentation(augment, "eval"), load_model(model_dir))
+    want = embed(pipeline, data).numpy()
+    np.testing.assert_allclose(Encoder(model_dir).encode_files(data.paths), want, atol=1e-5)
+
+
+def test_data_spec_is_yaml_or_json_with_clear_errors(model_dir: Path, image_dir: Path) -> None:
+    encoder = Encoder(model_dir)
+    as_json = json.dumps({"name": "folder", "root": str(image_dir)})
+    for text in (f"{{name: folder, root: {image_dir}}}", as_json):
+        spec = dataset_spec(text, encoder)
+        assert spec == {"name": "folder", "root": str(image_dir), "image_size": [16, 16],
+                        "channels": 3}  # fmt: skip
+    assert dataset_spec("{name: folder, root: x, image_size: 8}", encoder)["image_size"] == 8
+    cases = [
+        ("{name: folder root: x}", "--data is not a valid YAML mapping (expected ',' or '}', "
+         "but got ':' at column 19); got '{name: folder root: x}'"),
+        ("{name: 'x}", "--data is not a valid YAML mapping (found unexpected end of stream"),
+        ("{root: x}", "--data must be a mapping with a dataset 'name' key"),
+    ]  # fmt: skip
+    for text, message in cases:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            dataset_spec(text, encoder)
+        code, out = run("index", "build", model_dir, "--data", text, "--out", "unused")
+        assert code == 2 and message in out and out.count("\n") == 1, out

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import warnings
 from os import PathLike
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 from ..data import LabeledDataset, build_dataset
 from .calibration import pair_scores
@@ -17,23 +17,42 @@ from .index import Index
 from .vectors import IdArray, IndexMetric
 
 
+def _parse_spec(data: str) -> dict[str, Any]:
+    """A YAML (or JSON, which is YAML) mapping with a ``name`` key, or a ValueError naming
+    ``--data``, the problem and where it is."""
+    example = "'{name: folder, root: photos/, image_size: 224}'"
+    try:
+        spec = yaml.safe_load(data)
+    except yaml.YAMLError as err:
+        problem = getattr(err, "problem", None) or type(err).__name__
+        mark = getattr(err, "problem_mark", None)
+        where = f" at column {mark.column + 1}" if mark is not None else ""
+        raise ValueError(
+            f"--data is not a valid YAML mapping ({problem}{where}); got {data!r}; write it "
+            f"like {example}"
+        ) from None
+    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+        raise ValueError(
+            f"--data must be a mapping with a dataset 'name' key, like {example}; got {data!r}"
+        )
+    return spec
+
+
 def dataset_spec(data: str, encoder: Encoder) -> dict[str, Any]:
-    """A ``build_dataset`` spec from a folder-per-class path, a ``.csv`` file or a JSON spec,
-    decoding images at the encoder's size and channels (unless the JSON spec sets them).
+    """A ``build_dataset`` spec from a folder-per-class path, a ``.csv`` file or a YAML spec
+    (a flow mapping such as ``{name: cub200, root: data/CUB_200_2011}``; JSON works too),
+    decoding images at the encoder's size and channels (unless the spec sets them).
     """
     if data.lstrip().startswith("{"):
-        try:
-            spec: dict[str, Any] = json.loads(data)
-        except ValueError as err:
-            raise ValueError(f"--data is not valid JSON: {err}") from None
+        spec = _parse_spec(data)
     elif data.lower().endswith(".csv"):
         spec = {"name": "csv", "root": data}
     elif Path(data).is_dir():
         spec = {"name": "folder", "root": data}
     else:
         raise ValueError(
-            f"data must be a folder with one sub-folder per class, a .csv file, or a JSON "
-            f'dataset spec such as {{"name": "cub200", "root": ...}}; got {data!r}'
+            f"data must be a folder with one sub-folder per class, a .csv file, or a YAML "
+            f"dataset spec such as '{{name: cub200, root: ...}}'; got {data!r}"
         )
     spec.setdefault("image_size", list(encoder.image_size))
     spec.setdefault("channels", encoder.channels)
