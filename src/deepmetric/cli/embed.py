@@ -50,7 +50,7 @@ def embed(
     """
     from torch import nn
 
-    from ..config.pipeline import saved_eval_transform
+    from ..config import saved_eval_transform
     from ..data import build_dataset
     from ..models import embed as embed_items
     from ..models import load_model

@@ -19,7 +19,7 @@ def _embed_data(folder: Path, spec: dict[str, Any], protocol: str, batch_size: i
     ``saved_eval_transform``), the dataset, and LFW's verification pairs (or None)."""
     from torch import nn
 
-    from ..config.pipeline import saved_eval_transform
+    from ..config import saved_eval_transform
     from ..data import LabeledDataset, LFWPairs, build_dataset
     from ..models import embed, load_model
 

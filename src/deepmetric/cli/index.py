@@ -12,7 +12,10 @@ import typer
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Build and edit an index.")
 
-DATA_HELP = "A folder with one sub-folder per class, a .csv (path,label), or a JSON dataset spec."
+DATA_HELP = (
+    "A folder with one sub-folder per class, a .csv (path,label), or a YAML dataset spec such "
+    "as '{name: cub200, root: ...}'."
+)
 
 
 @contextmanager

@@ -18,7 +18,12 @@ from .pipeline import (
     build_loss,
     build_miner,
     build_model,
+    embed_test,
+    eval_transform,
+    image_preprocessing,
     run_training,
+    saved_eval_transform,
+    seeded,
 )
 from .protocols import evaluate_embeddings, label_pairs
 from .schema import (
@@ -49,10 +54,15 @@ __all__ = [
     "build_loss",
     "build_miner",
     "build_model",
+    "embed_test",
+    "eval_transform",
     "evaluate_embeddings",
+    "image_preprocessing",
     "label_pairs",
     "load_config",
     "parse_overrides",
     "run_training",
     "save_config",
+    "saved_eval_transform",
+    "seeded",
 ]
