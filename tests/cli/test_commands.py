@@ -248,3 +248,12 @@ def test_saved_transform_errors_are_one_line(tmp_path: Path) -> None:
         (model / "train_config.json").write_text(text, encoding="utf-8")
         for command in (["evaluate", str(model)], ["embed", str(model), "--out", out]):
             one_line_error(runner.invoke(app, [*command, "--data", spec]), match)
+
+
+def test_evaluate_takes_the_ks(run_dir: Path) -> None:
+    args = ["evaluate", str(run_dir), "--data", SPEC, "--json"]
+    result = runner.invoke(app, [*args, "--ks", "1,3"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.output[result.output.index("{") :])
+    assert {"recall_at_1", "recall_at_3"} <= set(metrics) and "recall_at_2" not in metrics
+    one_line_error(runner.invoke(app, [*args, "--ks", "1,five"]), "--ks must be comma-separated integers")

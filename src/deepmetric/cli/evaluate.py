@@ -14,6 +14,17 @@ from ._common import guarded, model_dir, parse_spec
 PROTOCOLS = ("retrieval", "verification", "reid", "fewshot", "clustering")
 
 
+def _ks(text: str, protocol: str) -> list[int]:
+    if not text.strip():
+        return [1, 5, 10] if protocol == "reid" else [1, 2, 4, 8]
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise ValueError(
+            f"--ks must be comma-separated integers like 1,5,10; got {text!r}"
+        ) from None
+
+
 def _embed_data(folder: Path, spec: dict[str, Any], protocol: str, batch_size: int) -> Any:
     """The embeddings of the dataset ``spec`` (through the model's eval transform, see
     ``saved_eval_transform``), the dataset, and LFW's verification pairs (or None)."""
@@ -44,6 +55,9 @@ def evaluate(
     protocol: str = typer.Option("retrieval", help="|".join(PROTOCOLS)),
     metric: str = typer.Option("cosine", help="cosine, euclidean, squared_euclidean or dot."),
     batch_size: int = typer.Option(256, min=1, help="Embedding batch size."),
+    ks: str = typer.Option(
+        "", help="K values, comma-separated, e.g. 1,5,10 (default 1,2,4,8; reid 1,5,10)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
 ) -> None:
     """Embed a dataset with a trained model and print its metrics (retrieval by default).
@@ -60,7 +74,7 @@ def evaluate(
             )
         )
     spec, folder = parse_spec(data), model_dir(run)
-    ev = guarded(lambda: EvaluationConfig(protocol=protocol, metric=metric))  # type: ignore[arg-type]
+    ev = guarded(lambda: EvaluationConfig(protocol=protocol, metric=metric, ks=_ks(ks, protocol)))  # type: ignore[arg-type]
     x, dataset, pairs = guarded(lambda: _embed_data(folder, spec, protocol, batch_size))
     metrics = guarded(lambda: evaluate_embeddings(x, dataset, ev, pairs=pairs))
     if as_json:

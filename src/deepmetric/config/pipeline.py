@@ -19,6 +19,7 @@ import contextlib
 import dataclasses
 import inspect
 import json
+import math
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -281,7 +282,8 @@ def run_training(
     )
     after = embed_test(model, data.test, config)
     metrics = evaluate_embeddings(after, data.test, config.evaluation)
-    write_text_atomically(out_dir / "test_metrics.json", json.dumps(metrics, indent=2))
+    plain = {k: v if math.isfinite(v) else None for k, v in metrics.items()}  # strict JSON
+    write_text_atomically(out_dir / "test_metrics.json", json.dumps(plain, indent=2))
     report = None
     if before is not None:
         report = write_run_report(config, out_dir, before, after, data.test)

@@ -56,8 +56,11 @@ def _reid(x: Tensor, data: LabeledDataset, ev: EvaluationConfig) -> dict[str, fl
     q, g = np.asarray(data.extra["is_query"], bool), np.asarray(data.extra["is_gallery"], bool)
     pid, cam = data.extra["pid"], data.extra["camera"]
     metric = "euclidean" if ev.metric == "squared_euclidean" else ev.metric
-    found = reid_metrics(x[q], x[g], pid[q], pid[g], cam[q], cam[g], metric=metric)
-    return found.as_dict()
+    found = reid_metrics(
+        x[q], x[g], pid[q], pid[g], cam[q], cam[g], metric=metric, max_rank=max(ev.ks)
+    )
+    ranks = {f"rank_{k}": float(found.cmc[k - 1]) for k in ev.ks}
+    return {**ranks, "map": found.map, "minp": found.minp}
 
 
 def label_pairs(labels: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
