@@ -256,4 +256,6 @@ def test_evaluate_takes_the_ks(run_dir: Path) -> None:
     assert result.exit_code == 0, result.output
     metrics = json.loads(result.output[result.output.index("{") :])
     assert {"recall_at_1", "recall_at_3"} <= set(metrics) and "recall_at_2" not in metrics
-    one_line_error(runner.invoke(app, [*args, "--ks", "1,five"]), "--ks must be comma-separated integers")
+    one_line_error(
+        runner.invoke(app, [*args, "--ks", "1,five"]), "--ks must be comma-separated integers"
+    )

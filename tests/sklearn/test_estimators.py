@@ -28,16 +28,17 @@ def _cv(*steps: object, data: tuple[np.ndarray, np.ndarray]) -> float:
 
 
 def test_textbook_nca_pipeline_on_iris_and_wine() -> None:
-    # scikit-learn's NCA examples standardise first; both arms get the same StandardScaler
+    # as written: make_pipeline(NCA(), KNeighborsClassifier()) on unscaled data, then with the
+    # StandardScaler of scikit-learn's NCA examples in both arms; strictly better than kNN alone
+    # (plain NCA ties at 0.960 on scaled iris and loses on unscaled iris, 0.960 against 0.973)
     for load in (load_iris, load_wine):
         data = load(return_X_y=True)
+        assert _cv(NCA(), data=data) > _cv(data=data)
         plain = _cv(StandardScaler(), data=data)
         ours = _cv(StandardScaler(), NCA(random_state=0), data=data)
         theirs = _cv(StandardScaler(), SklearnNCA(random_state=0), data=data)
-        assert ours >= plain  # iris: a tie at 0.960, as with scikit-learn's own NCA
+        assert ours > plain
         assert ours >= theirs - 1 / len(data[1])
-    wine = load_wine(return_X_y=True)
-    assert _cv(StandardScaler(), NCA(random_state=0), data=wine) > _cv(StandardScaler(), data=wine)
 
 
 @pytest.mark.parametrize(

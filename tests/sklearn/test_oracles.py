@@ -9,7 +9,16 @@ from sklearn.datasets import load_wine
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.preprocessing import StandardScaler
 
-from deepmetric.sklearn import ITML, LMNN, NCA, itml_projections, lmnn_loss, nca_objective
+from deepmetric.sklearn import (
+    ITML,
+    LMNN,
+    NCA,
+    itml_projections,
+    lmnn_loss,
+    nca_loss,
+    nca_objective,
+    neighbourhood_scale,
+)
 from deepmetric.sklearn.lmnn import target_neighbors
 
 
@@ -54,6 +63,64 @@ def test_nca_objective_with_a_reference_set_is_a_softmax_over_it() -> None:
         expected += w[ry == y[i]].sum() / w.sum()
     got = nca_objective(*map(torch.tensor, (z, y, r, ry)))
     np.testing.assert_allclose(float(got), expected, rtol=1e-12)
+
+
+def test_regularised_nca_loss_is_the_paper_objective_plus_the_spread() -> None:
+    # loss(A) = -f(A) / n + alpha (1/n) sum_i |A (x_i - mean)|^2, gradient -g / n + 2 alpha A S
+    rng = np.random.default_rng(4)
+    X, y = rng.normal(size=(9, 3)) + 5.0, np.array([0, 0, 0, 1, 1, 1, 2, 2, 3])
+    A, alpha = rng.normal(size=(2, 3)) * 0.7, 0.3
+    f, g = nca_paper(X, y, A)
+    centred = [x - X.mean(0) for x in X]
+    spread = sum(float(np.sum((A @ c) ** 2)) for c in centred) / len(X)
+    cov = sum(np.outer(c, c) for c in centred) / len(X)
+    L = torch.tensor(A, requires_grad=True)
+    value = nca_loss(torch.tensor(X) @ L.T, torch.tensor(y), alpha)
+    (grad,) = torch.autograd.grad(value, L)
+    np.testing.assert_allclose(float(value.detach()), -f / len(X) + alpha * spread, rtol=1e-10)
+    np.testing.assert_allclose(grad.numpy(), -g / len(X) + 2 * alpha * A @ cov, rtol=1e-8)
+    plain = nca_loss(torch.tensor(X @ A.T), torch.tensor(y), 0.0)
+    assert float(plain) == pytest.approx(-f / len(X), rel=1e-10)  # alpha = 0: plain NCA
+
+
+def _perplexities(Z: np.ndarray, s: float) -> list[float]:
+    """exp(-sum_j q_ij log q_ij) of q_ij = exp(-s d_ij) / sum_{k != i} exp(-s d_ik), per row."""
+    out = []
+    for i in range(len(Z)):
+        w = [np.exp(-s * np.sum((Z[i] - Z[j]) ** 2)) for j in range(len(Z)) if j != i]
+        q = np.array(w) / sum(w)
+        out.append(float(np.exp(-sum(p * np.log(p) for p in q if p > 0))))
+    return out
+
+
+@pytest.mark.parametrize(("n", "target", "reached"), [(30, 5.0, 5.0), (4, 5.0, 1.5)])
+def test_neighbourhood_scale_meets_the_mean_perplexity(n: int, target: float, reached: float):
+    Z = np.random.default_rng(5).normal(size=(n, 3)) * 40.0  # far from the unit scale
+    s = neighbourhood_scale(torch.tensor(Z), target)
+    assert np.mean(_perplexities(Z, s)) == pytest.approx(reached, rel=1e-4)  # capped at (n-1)/2
+    assert neighbourhood_scale(torch.tensor(Z / 10), target) == pytest.approx(100 * s, rel=1e-4)
+    assert neighbourhood_scale(torch.zeros(3, 2, dtype=torch.float64), target) == 1.0
+
+
+def test_auto_start_is_scaled_to_the_perplexity_and_alpha_prices_the_spread() -> None:
+    X, y = load_wine(return_X_y=True)  # unscaled: squared distances in the tens of thousands
+    X, y = X[::2], y[::2]
+    short = NCA(max_iter=1, random_state=0).fit(X, y)
+    start = np.eye(13) * np.sqrt(neighbourhood_scale(torch.tensor(X), 5.0))
+    Z = X @ start.T
+    assert np.mean(_perplexities(Z, 1.0)) == pytest.approx(5.0, rel=1e-3)
+
+    # one L-BFGS step from that start lowers the loss, by the paper loop's value plus the spread
+    def loss(L: np.ndarray) -> float:
+        spread = np.mean(np.sum(((X - X.mean(0)) @ L.T) ** 2, 1))
+        return -nca_paper(X, y, L)[0] / len(X) + 0.01 * spread
+
+    assert loss(short.components_) < loss(start)
+    spreads = [
+        np.var(NCA(alpha=alpha, max_iter=30, random_state=0).fit(X, y).transform(X), 0).sum()
+        for alpha in (0.001, 0.01, 0.1)
+    ]
+    assert spreads[0] > spreads[1] > spreads[2]
 
 
 def lmnn_paper(Z: np.ndarray, y: np.ndarray, targets: np.ndarray, mask: np.ndarray, mu: float):

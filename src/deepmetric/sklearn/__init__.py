@@ -22,7 +22,7 @@ from .deep import DeepMetricLearner
 from .embedding import EmbeddingTransformer
 from .itml import ITML, itml_projections
 from .lmnn import LMNN, lmnn_loss, target_neighbors
-from .nca import NCA, nca_objective
+from .nca import NCA, nca_loss, nca_objective, neighbourhood_scale
 from .pairs import ITMLPairs
 
 __all__ = [
@@ -36,6 +36,8 @@ __all__ = [
     "MahalanobisMetric",
     "itml_projections",
     "lmnn_loss",
+    "nca_loss",
     "nca_objective",
+    "neighbourhood_scale",
     "target_neighbors",
 ]
