@@ -107,17 +107,20 @@ class NPairLoss(nn.Module):
         ref_labels: Tensor | None = None,
     ) -> Tensor:
         ref, ref_lab, is_self = check_inputs(embeddings, labels, ref_embeddings, ref_labels)
-        if indices is None:
-            dist = distance_like(embeddings, ref, self.metric)  # minus the similarity
-            pos, neg = label_masks(labels, ref_lab, is_self)
-            a, p = pos.nonzero(as_tuple=True)
-        elif self.negatives == "other_pairs":
-            pairs = as_pairs(indices)
-            dist, a, p, neg = _pair_batch(embeddings, labels, ref, ref_lab, pairs, self.metric)
+        if indices is not None and self.negatives == "other_pairs":
+            per_pair = _pair_batch_loss(
+                embeddings, labels, ref, ref_lab, as_pairs(indices), self.metric
+            )
         else:
-            dist, a, p, neg = _mined_submatrix(embeddings, ref, as_pairs(indices), self.metric)
-        lse_neg = masked_logsumexp(dist, neg, scale=-1.0)  # (rows,): log sum_n exp(s_an)
-        loss = _reduce(npair_loss(-dist[a, p], lse_neg[a]), self.reduction)
+            if indices is None:
+                dist = distance_like(embeddings, ref, self.metric)  # minus the similarity
+                pos, neg = label_masks(labels, ref_lab, is_self)
+                a, p = pos.nonzero(as_tuple=True)
+            else:
+                dist, a, p, neg = _mined_submatrix(embeddings, ref, as_pairs(indices), self.metric)
+            lse_neg = masked_logsumexp(dist, neg, scale=-1.0)  # (rows,): log sum_n exp(s_an)
+            per_pair = npair_loss(-dist[a, p], lse_neg[a])
+        loss = _reduce(per_pair, self.reduction)
         if self.l2_reg:
             loss = loss + self.l2_reg * embeddings.square().sum(1).mean()
         return loss
@@ -146,18 +149,20 @@ def _mined_submatrix(
     return dist, row_of[:k], col_of[:k], neg
 
 
-def _pair_batch(
+def _pair_batch_loss(
     embeddings: Tensor,
     labels: Tensor,
     ref: Tensor,
     ref_labels: Tensor,
     pairs: Pairs,
     metric: Metric,
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """The ``(k, k)`` distances from the mined pairs' anchors to their positives, with pair
-    ``i`` at ``(i, i)``, and the negative mask: ``(i, j)`` where ``a_i``, ``p_j`` differ in label.
+) -> Tensor:
+    """``(k,)`` N-pair losses of the mined pairs ``(a_i, p_i)``, each against the positives
+    ``p_j`` of the other pairs whose label differs from ``a_i``'s.
 
-    Returns ``(dist, anchors, positives, negative mask)`` as ``_mined_submatrix`` does.
+    ``log(1 + sum_j exp(s_ij - s_ii))`` is the cross-entropy of row ``i`` of the ``(k, k)``
+    similarities ``s_ij = s(a_i, p_j)`` with target ``i``, once the same-label entries off the
+    diagonal are masked out; one fused softmax instead of a masked log-sum-exp and a gather.
     """
     a, p, k = pairs.a1, pairs.p, len(pairs.a1)
     if ref is embeddings:  # one gather: one (batch, dim) zero tensor in its backward
@@ -165,9 +170,11 @@ def _pair_batch(
         left, right = both[:k], both[k:]
     else:
         left, right = embeddings.index_select(0, a), ref.index_select(0, p)
-    diagonal = torch.arange(k, device=a.device)
-    neg = labels[a][:, None] != ref_labels[p][None, :]
-    return distance_like(left, right, metric), diagonal, diagonal, neg
+    sim = -distance_like(left, right, metric)
+    same = labels[a][:, None] == ref_labels[p][None, :]
+    same.diagonal().fill_(False)
+    target = torch.arange(k, device=sim.device)
+    return F.cross_entropy(sim.masked_fill(same, -torch.inf), target, reduction="none")
 
 
 def _renumber(index: Tensor, size: int) -> tuple[Tensor, Tensor]:
