@@ -16,7 +16,6 @@ from typing import Literal
 
 import numpy as np
 import torch
-from sklearn.metrics import average_precision_score, roc_auc_score
 from torch import Tensor
 
 from ..distances import Metric, check_metric, pairwise
@@ -106,9 +105,11 @@ def detection_metrics(novelty: ArrayLike, is_anomaly: ArrayLike) -> dict[str, fl
     truth = truth.astype(bool)
     if truth.all() or not truth.any():
         raise ValueError("is_anomaly must hold both normal and anomalous items to score a detector")
+    from sklearn import metrics  # here, not at import: scikit-learn takes a second to load
+
     return {
-        "auroc": float(roc_auc_score(truth, scores)),
-        "aupr": float(average_precision_score(truth, scores)),
+        "auroc": float(metrics.roc_auc_score(truth, scores)),
+        "aupr": float(metrics.average_precision_score(truth, scores)),
     }
 
 

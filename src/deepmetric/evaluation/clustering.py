@@ -13,11 +13,6 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from sklearn.metrics import (
-    adjusted_mutual_info_score,
-    adjusted_rand_score,
-    normalized_mutual_info_score,
-)
 
 IntArray = np.ndarray[Any, np.dtype[np.int64]]
 
@@ -50,10 +45,12 @@ def partition_scores(labels: Any, cluster_labels: Any) -> dict[str, float]:
     y, c = _labels("labels", labels), _labels("cluster_labels", cluster_labels)
     if y.shape != c.shape:
         raise ValueError(f"cluster_labels must have {len(y)} entries; got {len(c)}")
+    from sklearn import metrics  # here, not at import: scikit-learn takes a second to load
+
     return {
-        "nmi": float(normalized_mutual_info_score(y, c)),
-        "ami": float(adjusted_mutual_info_score(y, c)),
-        "ari": float(adjusted_rand_score(y, c)),
+        "nmi": float(metrics.normalized_mutual_info_score(y, c)),
+        "ami": float(metrics.adjusted_mutual_info_score(y, c)),
+        "ari": float(metrics.adjusted_rand_score(y, c)),
     }
 
 
