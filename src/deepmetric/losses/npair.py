@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..distances import Metric, check_metric
+from ..distances import Metric, check_metric, is_similarity, pairwise
 from ..indices import MinedIndices, Pairs, as_pairs
 from ._common import (
     LOSSES,
@@ -170,7 +170,8 @@ def _pair_batch_loss(
         left, right = both[:k], both[k:]
     else:
         left, right = embeddings.index_select(0, a), ref.index_select(0, p)
-    sim = -distance_like(left, right, metric)
+    sim = pairwise(left, right, metric)
+    sim = sim if is_similarity(metric) else -sim
     same = labels[a][:, None] == ref_labels[p][None, :]
     same.diagonal().fill_(False)
     target = torch.arange(k, device=sim.device)
