@@ -137,11 +137,7 @@ def _mined_submatrix(
     k = len(pairs.a1)
     rows, row_of = _renumber(torch.cat([pairs.a1, pairs.a2]), embeddings.shape[0])
     cols, col_of = _renumber(torch.cat([pairs.p, pairs.n]), ref.shape[0])
-    if ref is embeddings:  # one gather: its backward fills one (batch, dim) zero tensor, not two
-        both = embeddings.index_select(0, torch.cat([rows, cols]))
-        left, right = both[: len(rows)], both[len(rows) :]
-    else:
-        left, right = embeddings.index_select(0, rows), ref.index_select(0, cols)
+    left, right = _gather(embeddings, ref, rows, cols)
     dist = distance_like(left, right, metric)
     neg = torch.zeros(dist.shape, dtype=torch.bool, device=dist.device)
     # index_fill_ on flat positions: much cheaper than an index_put of (row, col) pairs
@@ -165,17 +161,22 @@ def _pair_batch_loss(
     diagonal are masked out; one fused softmax instead of a masked log-sum-exp and a gather.
     """
     a, p, k = pairs.a1, pairs.p, len(pairs.a1)
-    if ref is embeddings:  # one gather: one (batch, dim) zero tensor in its backward
-        both = embeddings.index_select(0, torch.cat([a, p]))
-        left, right = both[:k], both[k:]
-    else:
-        left, right = embeddings.index_select(0, a), ref.index_select(0, p)
+    left, right = _gather(embeddings, ref, a, p)
     sim = pairwise(left, right, metric)
     sim = sim if is_similarity(metric) else -sim
     same = labels[a][:, None] == ref_labels[p][None, :]
     same.diagonal().fill_(False)
     target = torch.arange(k, device=sim.device)
     return F.cross_entropy(sim.masked_fill(same, -torch.inf), target, reduction="none")
+
+
+def _gather(embeddings: Tensor, ref: Tensor, rows: Tensor, cols: Tensor) -> tuple[Tensor, Tensor]:
+    """``embeddings[rows]`` and ``ref[cols]``; one gather when ``ref`` is ``embeddings``, so that
+    its backward fills one ``(batch, dim)`` zero tensor, not two."""
+    if ref is not embeddings:
+        return embeddings.index_select(0, rows), ref.index_select(0, cols)
+    both = embeddings.index_select(0, torch.cat([rows, cols]))
+    return both[: len(rows)], both[len(rows) :]
 
 
 def _renumber(index: Tensor, size: int) -> tuple[Tensor, Tensor]:

@@ -23,13 +23,13 @@ def lbfgs(
     start: Array,
     *,
     max_iter: int,
-    tol: float,
     device: torch.device,
+    tol: float = 1e-5,
 ) -> tuple[Array, int]:
     """Minimise ``objective(L)`` from ``start`` with L-BFGS-B; returns ``(L, iterations)``.
 
     The gradient comes from autograd in float64 on ``device``; ``tol`` is the projected-gradient
-    tolerance (``gtol``).
+    tolerance (``gtol``; scipy's default).
     """
     shape = start.shape
 

@@ -23,8 +23,6 @@ from ._base import (
 )
 from ._solvers import lbfgs, minibatch_adam
 
-_TOL = 1e-5  # L-BFGS projected-gradient tolerance
-
 
 def lmnn_loss(
     anchors: Tensor,
@@ -167,7 +165,6 @@ class LMNN(MahalanobisLearner):
                 lambda L: lmnn_loss(x @ L.T, x[tgt] @ L.T, mask, x @ L.T, lab, lab, mu) / len(x),
                 start,
                 max_iter=self.max_iter,
-                tol=_TOL,
                 device=device,
             )
         else:

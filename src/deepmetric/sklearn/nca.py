@@ -24,7 +24,6 @@ from ._base import (
 from ._solvers import lbfgs, minibatch_adam
 
 INIT_PERPLEXITY = 5.0  # soft neighbourhood size of init="auto": KNeighborsClassifier's default k
-_TOL = 1e-5  # L-BFGS projected-gradient tolerance (scipy's default)
 
 
 def nca_objective(
@@ -228,7 +227,6 @@ class NCA(MahalanobisLearner):
                 lambda L: nca_loss(x @ L.T, lab, alpha),
                 start,
                 max_iter=self.max_iter,
-                tol=_TOL,
                 device=device,
             )
         else:
