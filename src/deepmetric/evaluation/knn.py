@@ -217,7 +217,11 @@ def _candidates(
         tau = torch.maximum(tau, chunk_max.topk(k, dim=1, sorted=False).values.amin(1))
     tau = tau.clamp_min(torch.finfo(score.dtype).min)
     live_row, live_chunk = (chunk_max >= tau[:, None]).nonzero(as_tuple=True)
-    live = grid[live_row, live_chunk] if dim == 1 else grid[live_chunk, :, live_row]
+    if dim == 1:  # each live chunk is c consecutive floats: a window of the flat block
+        windows = score.reshape(-1).unfold(0, c, 1)
+        live = windows.index_select(0, live_row * n_cols + live_chunk * c)
+    else:
+        live = grid[live_chunk, :, live_row]
     hit, pos = (live >= tau[live_row, None]).nonzero(as_tuple=True)
     found = [(live_row[hit], live_chunk[hit] * c + pos, live[hit, pos])]
     if main < n_cols:  # the last columns, fewer than c
