@@ -1,12 +1,14 @@
 """Forward+backward time and peak memory of every loss (and loss+miner pairing) against
 pytorch-metric-learning (PML) on the same tensors, in one run.
 
-    python bench/losses.py [--batch-sizes 256 1024 4096] [--dim 512] [--only NAME ...]
+    python bench/losses.py [--batch-sizes 256 1024 4096] [--dim 512] [--only NAME ...] [--rounds 1]
 
 Each measurement runs in its own process, so that peak memory (peak RSS above the RSS after the
 inputs exist) is that case's alone, and so that a case that runs out of memory (the process has a
 16 GiB address-space limit) or past the time limit is reported as such instead of ending the run.
-Embeddings are unit-norm float32 rows, 8 samples per class, 2 CPU threads.
+Embeddings are unit-norm float32 rows, 8 samples per class, 2 CPU threads. With ``--rounds N``
+the two sides alternate N times per case and each reports its fastest round: the machine's speed
+drifts between minutes, and a single round reads that drift as a change of ratio.
 """
 
 from __future__ import annotations
@@ -91,6 +93,12 @@ def run_case(case: str, impl: str, batch: int, dim: int) -> dict[str, float] | s
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def fastest(results: list[dict[str, float] | str]) -> dict[str, float] | str:
+    """The round with the lowest time, or the first round's failure if any round failed."""
+    failed = [r for r in results if isinstance(r, str)]
+    return failed[0] if failed else min(results, key=lambda r: r["ms"])  # type: ignore[index]
+
+
 def _fmt(result: dict[str, float] | str | None, key: str) -> str:
     if result is None:
         return "—"
@@ -104,6 +112,7 @@ def main() -> None:
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[256, 1024, 4096])
     parser.add_argument("--dim", type=int, default=512)
     parser.add_argument("--only", nargs="+", default=list(CASES))
+    parser.add_argument("--rounds", type=int, default=1, help="alternating rounds per case")
     parser.add_argument("--json", type=Path, help="also write all results here")
     args = parser.parse_args()
     unknown = sorted(set(args.only) - set(CASES))
@@ -114,8 +123,11 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|---:|---:|")
     for case in args.only:
         for batch in args.batch_sizes:
-            ours = run_case(case, "ours", batch, args.dim)
-            theirs = run_case(case, "pml", batch, args.dim) if CASES[case].pml else None
+            impls = ("ours", "pml") if CASES[case].pml else ("ours",)
+            rounds = [[run_case(case, impl, batch, args.dim) for impl in impls]
+                      for _ in range(args.rounds)]  # fmt: skip
+            ours = fastest([r[0] for r in rounds])
+            theirs = fastest([r[1] for r in rounds]) if CASES[case].pml else None
             ratio = "—"
             if isinstance(ours, dict) and isinstance(theirs, dict):
                 ratio = f"{ours['ms'] / theirs['ms']:.3f}"

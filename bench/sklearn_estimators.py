@@ -1,6 +1,7 @@
 """deepmetric.sklearn against metric-learn: kNN accuracy, fit time and memory.
 
-Usage: ``python bench/sklearn_estimators.py [--quick] [--skip-scale]``. Prints Markdown tables.
+Usage: ``python bench/sklearn_estimators.py [--quick] [--skip-gamma] [--skip-scale]``. Prints
+Markdown tables.
 
 1. Accuracy: 5-fold ``cross_validate`` (``cv=5``) of ``make_pipeline(StandardScaler(), learner,
    KNeighborsClassifier())`` on iris, wine and digits, against ``StandardScaler + kNN`` alone
@@ -8,7 +9,9 @@ Usage: ``python bench/sklearn_estimators.py [--quick] [--skip-scale]``. Prints M
    NCA, LMNN and ITML_Supervised and scikit-learn's NeighborhoodComponentsAnalysis with their
    default parameters. Then the textbook pipeline without the scaler,
    ``make_pipeline(learner, KNeighborsClassifier())``, for kNN and the three NCAs.
-2. Scale: 50,000 points x 50 features, 100 classes (``make_classification``, seed 0); NCA and
+2. ITML's ``gamma``: deepmetric's ITML at several values against kNN alone and metric-learn's
+   ITML_Supervised, on the three sets and breast cancer (``--skip-gamma`` leaves it out).
+3. Scale: 50,000 points x 50 features, 100 classes (``make_classification``, seed 0); NCA and
    LMNN in mini-batch mode, each fit in its own subprocess on 2 threads under RLIMIT_AS = 8 GiB,
    reporting wall time, peak RSS and held-out 1-NN accuracy; metric-learn's NCA and LMNN on the
    same data under the same memory limit and a time limit, reported as "out of memory" or
@@ -59,8 +62,9 @@ def _shim_metric_learn() -> None:
     util.check_array = renamed(check_array)
 
 
-def _learner(method: str, mode: str) -> Any:
-    """The estimator for ``method`` ('dm-nca', 'ml-lmnn', ...); ``mode`` 'small' or 'scale'."""
+def _learner(method: str, mode: str, params: dict[str, Any] | None = None) -> Any:
+    """The estimator for ``method`` ('dm-nca', 'ml-lmnn', ...); ``mode`` 'small' or 'scale';
+    ``params`` override a deepmetric learner's defaults."""
     if method.startswith("ml-"):
         _shim_metric_learn()
         import metric_learn
@@ -80,10 +84,14 @@ def _learner(method: str, mode: str) -> Any:
         if method == "dm-nca":
             return NCA(batch_size=1024, max_iter=10, learning_rate=0.01, random_state=0)
         return LMNN(batch_size=1024, max_iter=10, learning_rate=0.01, random_state=0)
-    return {"dm-nca": NCA, "dm-lmnn": LMNN, "dm-itml": ITML}[method](random_state=0)
+    return {"dm-nca": NCA, "dm-lmnn": LMNN, "dm-itml": ITML}[method](
+        random_state=0, **(params or {})
+    )
 
 
-def _small_job(dataset: str, method: str, scaled: bool) -> dict[str, Any]:
+def _small_job(
+    dataset: str, method: str, scaled: bool, params: dict[str, Any] | None = None
+) -> dict[str, Any]:
     from sklearn import datasets
     from sklearn.model_selection import cross_validate
     from sklearn.neighbors import KNeighborsClassifier
@@ -92,7 +100,7 @@ def _small_job(dataset: str, method: str, scaled: bool) -> dict[str, Any]:
 
     X, y = getattr(datasets, f"load_{dataset}")(return_X_y=True)
     steps = [StandardScaler()] if scaled else []
-    steps += [] if method == "knn" else [_learner(method, "small")]
+    steps += [] if method == "knn" else [_learner(method, "small", params)]
     result = cross_validate(make_pipeline(*steps, KNeighborsClassifier()), X, y, cv=5)
     return {
         "accuracy": float(result["test_score"].mean()),
@@ -144,7 +152,8 @@ def _child(job: dict[str, Any]) -> None:
     torch.set_num_threads(int(THREADS))
     try:
         if job["kind"] == "small":
-            out = _small_job(job["dataset"], job["method"], job.get("scaled", True))
+            out = _small_job(job["dataset"], job["method"], job.get("scaled", True),
+                             job.get("params"))  # fmt: skip
         else:
             out = _scale_job(job["method"])
     except MemoryError:
@@ -210,6 +219,26 @@ def accuracy_table(datasets: list[str], timeout: float, scaled: bool) -> None:
         print(f"| {NAMES[method]} | " + " | ".join(cells) + " |", flush=True)
 
 
+ITML_GAMMAS = (1.0, 0.3, 0.1, 0.03)
+GAMMA_SETS = ("iris", "wine", "digits", "breast_cancer")
+
+
+def gamma_table(timeout: float) -> None:
+    """deepmetric ITML's accuracy over its slack ``gamma``, on the three sets and breast cancer,
+    against kNN alone and metric-learn's ITML (``gamma=1``)."""
+    print("\n## ITML's gamma: 5-fold CV kNN accuracy (StandardScaler + ITML + kNN(5))\n")
+    print("| method | " + " | ".join(GAMMA_SETS) + " |")
+    print("|---" * (1 + len(GAMMA_SETS)) + "|")
+    rows = [(f"deepmetric ITML(gamma={g})", "dm-itml", {"gamma": g}) for g in ITML_GAMMAS]
+    rows += [(NAMES["knn"], "knn", None), (NAMES["ml-itml"], "ml-itml", None)]
+    for label, method, params in rows:
+        jobs = [{"kind": "small", "dataset": d, "method": method, "params": params}
+                for d in GAMMA_SETS]  # fmt: skip
+        cells = [f"{r['accuracy']:.4f}" if "accuracy" in r else r["status"]
+                 for r in (run(job, timeout) for job in jobs)]  # fmt: skip
+        print(f"| {label} | " + " | ".join(cells) + " |", flush=True)
+
+
 def scale_table(timeout: float) -> None:
     print("\n## 50,000 x 50, 100 classes: fit on 40,000 (2 threads, RLIMIT_AS 8 GiB)\n")
     print("| method | fit s | peak RSS MiB | held-out 1-NN acc |")
@@ -235,6 +264,7 @@ def main() -> None:
     parser.add_argument("--job", help=argparse.SUPPRESS)
     parser.add_argument("--quick", action="store_true", help="iris and wine only")
     parser.add_argument("--skip-scale", action="store_true", help="no 50,000-point runs")
+    parser.add_argument("--skip-gamma", action="store_true", help="no sweep of ITML's gamma")
     parser.add_argument(
         "--timeout", type=float, default=300.0, help="seconds allowed to each metric-learn run"
     )
@@ -249,6 +279,8 @@ def main() -> None:
     datasets = ["iris", "wine"] if args.quick else ["iris", "wine", "digits"]
     accuracy_table(datasets, args.timeout, scaled=True)
     accuracy_table(datasets, args.timeout, scaled=False)
+    if not args.skip_gamma:
+        gamma_table(args.timeout)
     if not args.skip_scale:
         scale_table(args.timeout)
 

@@ -147,7 +147,11 @@ class ITML(MahalanobisLearner):
     https://www.cs.utexas.edu/~pjain/pubs/metriclearning_icml.pdf
 
     Args:
-        gamma: slack trade-off; larger enforces the constraints harder.
+        gamma: slack trade-off; larger enforces the constraints harder. The authors' code uses
+            1; with the percentile bounds (``l / u`` is about 8 on standardised digits) that
+            runs out of sweeps and pulls the metric far enough from the prior to lose kNN
+            accuracy, where 0.1 converges and helps on iris, wine, digits and breast cancer
+            (README, "scikit-learn estimators").
         max_iter: sweeps over the constraints at most.
         tol: relative change of the dual variables at which sweeps stop.
         num_constraints: pairs to sample; ``None`` gives ``20 * n_classes ** 2``.
@@ -171,7 +175,7 @@ class ITML(MahalanobisLearner):
 
     def __init__(
         self,
-        gamma: float = 1.0,
+        gamma: float = 0.1,
         max_iter: int = 1000,
         tol: float = 1e-3,
         num_constraints: int | None = None,

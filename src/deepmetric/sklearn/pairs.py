@@ -74,7 +74,7 @@ class ITMLPairs(ClassifierMixin, BaseEstimator):
 
     def __init__(
         self,
-        gamma: float = 1.0,
+        gamma: float = 0.1,
         max_iter: int = 1000,
         tol: float = 1e-3,
         prior: Any = "identity",
