@@ -105,7 +105,7 @@ class LMNN(MahalanobisLearner):
         push_weight: ``mu`` in ``[0, 1]``, the weight of the impostor term.
         max_iter: L-BFGS iterations (full batch) or epochs (mini-batch).
         batch_size: ``None`` for full batch, or anchors per mini-batch (at least 2).
-        learning_rate: Adam step size (mini-batch only).
+        learning_rate: Adam's first step size, decayed to 0 along a cosine (mini-batch only).
         device: torch device, e.g. ``"cpu"`` or ``"cuda"``.
         random_state: seed of the PCA start and of the batches.
 

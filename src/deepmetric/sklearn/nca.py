@@ -171,7 +171,7 @@ class NCA(MahalanobisLearner):
         alpha: weight of the spread penalty, ``>= 0``; ``0`` is plain NCA.
         max_iter: L-BFGS iterations (full batch) or epochs (mini-batch).
         batch_size: ``None`` for full batch, or samples per mini-batch (at least 2).
-        learning_rate: Adam step size (mini-batch only).
+        learning_rate: Adam's first step size, decayed to 0 along a cosine (mini-batch only).
         device: torch device of the computation, e.g. ``"cpu"`` or ``"cuda"``.
         random_state: seed of the initialisation and of the batches.
 
