@@ -2,6 +2,7 @@
 pytorch-metric-learning (PML) on the same tensors, in one run.
 
     python bench/losses.py [--batch-sizes 256 1024 4096] [--dim 512] [--only NAME ...] [--rounds 1]
+    python bench/losses.py --same-process --only NAME ...  (times only, both sides in one process)
 
 Each measurement runs in its own process, so that peak memory (peak RSS above the RSS after the
 inputs exist) is that case's alone, and so that a case that runs out of memory (the process has a
@@ -79,6 +80,41 @@ def measure(case: str, impl: str, batch: int, dim: int, budget_s: float) -> dict
     return {"ms": 1000 * statistics.median(times), "peak_mib": max(peak, 0) / 2**20}
 
 
+def interleaved(
+    case: str, batch: int, dim: int, calls: int = 300, budget_s: float = 10.0
+) -> dict[str, float]:
+    """Median ms of ours and PML's steps timed in this one process, alternating call by call
+    after a warm-up: for cases of a few milliseconds, whose medians move by a third between
+    processes (allocator and cache state), this compares them under the same conditions."""
+    torch.set_num_threads(2)
+    torch.manual_seed(0)
+    labels = torch.arange(batch) // PER_CLASS
+    x = torch.nn.functional.normalize(torch.randn(batch, dim), dim=1).requires_grad_(True)
+    pml_make = CASES[case].pml
+    if pml_make is None:
+        raise ValueError(f"case {case!r} has no PML side")
+    steps = {
+        "ours": CASES[case].ours(batch // PER_CLASS, dim),
+        "pml": pml_make(batch // PER_CLASS, dim),
+    }
+    times: dict[str, list[float]] = {impl: [] for impl in steps}
+    start = time.perf_counter()
+    for step in steps.values():
+        step(x, labels).backward()
+    warm = 20 if time.perf_counter() - start < 0.1 else 2  # rounds more, untimed
+    deadline = time.perf_counter() + budget_s
+    for i in range(calls + warm):  # slow cases stop at the budget, after 7 timed rounds
+        if i >= warm + 7 and time.perf_counter() > deadline:
+            break
+        for impl, step in steps.items():
+            x.grad = None
+            start = time.perf_counter()
+            step(x, labels).backward()
+            if i >= warm:
+                times[impl].append(time.perf_counter() - start)
+    return {impl: 1000 * statistics.median(t) for impl, t in times.items()}
+
+
 def run_case(case: str, impl: str, batch: int, dim: int) -> dict[str, float] | str:
     """One measurement in a fresh process; a string says why there is no number."""
     cmd = [sys.executable, __file__, "--child", case, impl, str(batch), str(dim)]
@@ -113,11 +149,27 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=512)
     parser.add_argument("--only", nargs="+", default=list(CASES))
     parser.add_argument("--rounds", type=int, default=1, help="alternating rounds per case")
+    parser.add_argument(
+        "--same-process", action="store_true", help="time ours and PML's alternating in one process"
+    )
     parser.add_argument("--json", type=Path, help="also write all results here")
     args = parser.parse_args()
     unknown = sorted(set(args.only) - set(CASES))
     if unknown:
         parser.error(f"unknown case(s) {unknown}; known: {', '.join(CASES)}")
+    if args.same_process:
+        print("| case | batch | ours ms | PML ms | ratio |\n|---|---:|---:|---:|---:|")
+        for case in [c for c in args.only if CASES[c].pml]:
+            for batch in args.batch_sizes:
+                try:
+                    t = interleaved(case, batch, args.dim)
+                except (RuntimeError, MemoryError) as err:  # PML's blow-ups
+                    why = "PML OOM" if "alloc" in str(err) else f"error: {str(err)[:50]}"
+                    print(f"| {case} | {batch} | | | {why} |", flush=True)
+                    continue
+                print(f"| {case} | {batch} | {t['ours']:.2f} | {t['pml']:.2f} "
+                      f"| {t['ours'] / t['pml']:.3f} |", flush=True)  # fmt: skip
+        return
     rows, ratios = [], {b: [] for b in args.batch_sizes}
     print("| case | batch | ours ms | PML ms | ratio | ours peak MiB | PML peak MiB |")
     print("|---|---:|---:|---:|---:|---:|---:|")
