@@ -124,7 +124,8 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for n in args.sizes:
         rounds = [(run("pml", n), run("ours", n)) for _ in range(args.repeats)]
-        failed = [r for pair in rounds for r in pair if isinstance(r, str)]
+        sides = [zip(("PML", "ours"), pair, strict=True) for pair in rounds]
+        failed = [f"{side}: {r}" for pair in sides for side, r in pair if isinstance(r, str)]
         if failed:
             print(f"| {n:,} | {failed[0]} | | | | | |")
             continue

@@ -41,14 +41,21 @@ def _rss_bytes() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def measure(case: str, impl: str, batch: int, dim: int, budget_s: float) -> dict[str, float]:
-    """Run one case in this process: peak memory of the first call, then (after up to half a
-    second of untimed warm-up calls, for cases under 2 s a call) the median time of at least 7
-    calls, or of a second's worth up to 200; at least 2 within ``budget_s``."""
+def _inputs(batch: int, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The seeded unit-norm embeddings (requiring grad) and labels of every measurement, on 2
+    threads."""
     torch.set_num_threads(2)
     torch.manual_seed(0)
     labels = torch.arange(batch) // PER_CLASS
     x = torch.nn.functional.normalize(torch.randn(batch, dim), dim=1).requires_grad_(True)
+    return x, labels
+
+
+def measure(case: str, impl: str, batch: int, dim: int, budget_s: float) -> dict[str, float]:
+    """Run one case in this process: peak memory of the first call, then (after up to half a
+    second of untimed warm-up calls, for cases under 2 s a call) the median time of at least 7
+    calls, or of a second's worth up to 200; at least 2 within ``budget_s``."""
+    x, labels = _inputs(batch, dim)
     make = CASES[case].ours if impl == "ours" else CASES[case].pml
     if make is None:
         raise ValueError(f"case {case!r} has no {impl} side")
@@ -86,10 +93,7 @@ def interleaved(
     """Median ms of ours and PML's steps timed in this one process, alternating call by call
     after a warm-up: for cases of a few milliseconds, whose medians move by a third between
     processes (allocator and cache state), this compares them under the same conditions."""
-    torch.set_num_threads(2)
-    torch.manual_seed(0)
-    labels = torch.arange(batch) // PER_CLASS
-    x = torch.nn.functional.normalize(torch.randn(batch, dim), dim=1).requires_grad_(True)
+    x, labels = _inputs(batch, dim)
     pml_make = CASES[case].pml
     if pml_make is None:
         raise ValueError(f"case {case!r} has no PML side")
@@ -99,8 +103,12 @@ def interleaved(
     }
     times: dict[str, list[float]] = {impl: [] for impl in steps}
     start = time.perf_counter()
-    for step in steps.values():
-        step(x, labels).backward()
+    for impl, step in steps.items():
+        try:
+            step(x, labels).backward()
+        except (RuntimeError, MemoryError) as err:
+            oom = isinstance(err, MemoryError) or "alloc" in str(err)
+            raise RuntimeError(f"{impl} {'OOM' if oom else 'error: ' + str(err)[:50]}") from err
     warm = 20 if time.perf_counter() - start < 0.1 else 2  # rounds more, untimed
     deadline = time.perf_counter() + budget_s
     for i in range(calls + warm):  # slow cases stop at the budget, after 7 timed rounds
@@ -163,9 +171,8 @@ def main() -> None:
             for batch in args.batch_sizes:
                 try:
                     t = interleaved(case, batch, args.dim)
-                except (RuntimeError, MemoryError) as err:  # PML's blow-ups
-                    why = "PML OOM" if "alloc" in str(err) else f"error: {str(err)[:50]}"
-                    print(f"| {case} | {batch} | | | {why} |", flush=True)
+                except RuntimeError as err:  # the side that blew up, e.g. "pml OOM"
+                    print(f"| {case} | {batch} | | | {err} |", flush=True)
                     continue
                 print(f"| {case} | {batch} | {t['ours']:.2f} | {t['pml']:.2f} "
                       f"| {t['ours'] / t['pml']:.3f} |", flush=True)  # fmt: skip
