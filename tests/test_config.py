@@ -262,3 +262,62 @@ def test_test_metrics_equal_validation_on_the_test_set(
     last = outcome.result.history[-1]  # validation embeds through the loop's eval pipeline
     for key in ("map_at_r", "precision_at_1", "recall_at_2", "mrr"):
         assert outcome.metrics[key] == pytest.approx(last[f"val_{key}"], abs=1e-6), key
+
+
+SMALL_OMNIGLOT = [
+    "data.train={name: omniglot, alphabets: [Latin, Greek, Korean, Braille, Futurama]}",
+    "data.group=alphabet",
+]
+
+
+def test_group_disjoint_splits_rotations_and_hierarchical_options() -> None:
+    from deepmetric.config import build_data
+
+    config = build_config(
+        {}, [*SMALL_OMNIGLOT, "data.test_groups=[Korean]", "data.validation=split",
+             "data.val_fraction=0.25", "data.rotate_classes=true",
+             "sampler.classes_per_group=4", "sampler.batch_size=16", "sampler.m_per_class=2"],
+    )  # fmt: skip
+    data = build_data(config)
+    assert set(data.test.extra["alphabet"].tolist()) == {"Korean"}
+    assert data.val is not None and len(set(data.val.extra["alphabet"].tolist())) == 1
+    train_groups = {g.split("@")[0] for g in data.train.extra["alphabet"].tolist()}
+    assert not train_groups & ({"Korean"} | set(data.val.extra["alphabet"].tolist()))
+    assert len(train_groups) == 3 and data.train.num_classes % 4 == 0
+    assert {"Latin@90", "Latin@270"} <= set(data.train.extra["alphabet"].tolist())
+    options = config.train_options()
+    assert (options.classes_per_group, options.group) == (4, "alphabet")
+    seeded = build_data(build_config({}, [*SMALL_OMNIGLOT, "data.test_fraction=0.4"]))
+    assert len(set(seeded.test.extra["alphabet"].tolist())) == 2  # 2 of 5 groups
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [
+        (["data.test_groups=[Latin]"], "data.test_groups needs data.group"),
+        ([*SMALL_OMNIGLOT, "data.test_groups=[Klingon]"], r"\['Klingon'\] are not groups"),
+        (["sampler.classes_per_group=2"], "classes_per_group and group go together"),
+        (["data.rotate_classes=true"], "rotate_classes needs images"),
+    ],
+)
+def test_group_options_that_cannot_work_say_why(overrides: list[str], match: str) -> None:
+    from deepmetric.config import build_data
+
+    with pytest.raises((ConfigError, ValueError), match=match):
+        build_data(build_config({}, overrides))
+
+
+def test_protocol_lists_merge_few_shot_and_retrieval_metrics() -> None:
+    from deepmetric.data import bundled_omniglot
+
+    data = bundled_omniglot(["Korean", "Latin"])
+    x = data.inputs.flatten(1).float() / 255
+    ev = build_config(
+        {}, ["evaluation.protocol=[fewshot, retrieval]", "evaluation.ways=20",
+             "evaluation.queries=1", "evaluation.episodes=50", "evaluation.group=alphabet",
+             "evaluation.source=drawing", "evaluation.metric=euclidean", "evaluation.ks=[1]"],
+    ).evaluation  # fmt: skip
+    found = evaluate_embeddings(x, data, ev)
+    assert found["fewshot_episodes"] == 50 and 0.05 < found["fewshot_accuracy"] < 0.5
+    assert {"map_at_r", "recall_at_1", "group_map_at_r", "group_recall_at_1"} <= set(found)
+    assert found["group_recall_at_1"] <= found["recall_at_1"] + 0.05

@@ -10,7 +10,8 @@ output in ``tmp_path`` and no report. Retrieval ``ks`` keep the config's values 
 test set can answer (the protocol rejects a k past the gallery). The specs' ``image_size``, the
 augmentation, the loss, miner, optimiser, schedule, head and evaluation protocol stay the
 config's own, at the config's image sizes. ``digits`` and ``omniglot_npz`` are trained by
-tests/test_config.py and tests/data/test_npz.py.
+tests/test_config.py and tests/data/test_npz.py; ``omniglot`` trains on the bundled set and is
+tested below on the native layout of its test split.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from deepmetric.models import load_model
 from tests.data import fixtures as fx
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-TRAINED_ELSEWHERE = {"digits", "omniglot_npz"}
+TRAINED_ELSEWHERE = {"digits", "omniglot_npz", "omniglot"}
 SIZES = {(8, 8), (13, 9), (7, 12), (300, 270)}  # (width, height), cycled over the files
 IMAGENET = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
 
@@ -64,11 +65,6 @@ def _lfw(root: Path) -> list[str]:
     return [f"data.train.root={root / 'faces_train'}", f"data.test.root={root / 'lfw'}"]
 
 
-def _omniglot(root: Path) -> list[str]:
-    fx.make_omniglot(root)  # test: 4 drawings of 2 characters
-    return [f"data.train.root={root}", f"data.test.root={root}"]
-
-
 @dataclass(frozen=True)
 class Case:
     """A config's fixture writer, what its model must record, and its test set's gallery."""
@@ -85,7 +81,6 @@ CASES = {
     "lfw": Case(
         _lfw, {"image_size": [112, 112], "channels": 3, "mean": [0.5] * 3, "std": [0.5] * 3}, 7
     ),
-    "omniglot": Case(_omniglot, {"image_size": [28, 28], "channels": 1}, 3),
 }
 
 
@@ -200,3 +195,25 @@ def test_reid_protocol_ranks_to_the_configs_ks(tmp_path: Path) -> None:
     whole = reid_metrics(xq, xg, pid[q], pid[g], cam[q], cam[g], metric="cosine", max_rank=5)
     want = {f"rank_{k}": float(whole.cmc[k - 1]) for k in (1, 2, 5)}
     assert metrics == pytest.approx({**want, "map": whole.map, "minp": whole.minp})
+
+
+def test_omniglot_recipe_trains_on_the_bundled_set_and_tests_on_the_native_layout(
+    tmp_path: Path,
+) -> None:
+    fx.make_omniglot(tmp_path / "data")  # evaluation: 2 drawings of 2 Korean characters
+    vary_image_sizes(tmp_path / "data")
+    config = load_config(
+        CONFIGS / "omniglot.yaml",
+        [f"data.test.root={tmp_path / 'data'}", "data.train.alphabets=[Latin, Greek]",
+         "model.backbone.channels=4", "sampler.batch_size=20", "sampler.classes_per_group=5",
+         "epochs=1", "evaluation.ways=2", "evaluation.episodes=5", "runtime.progress=false",
+         f"output.dir={tmp_path / 'run'}", "output.report=false"],
+    )  # fmt: skip
+    outcome = run_training(config)
+    assert outcome.result.steps >= 1 and math.isfinite(outcome.result.history[-1]["loss"])
+    assert {"fewshot_accuracy", "map_at_r", "recall_at_1"} <= set(outcome.metrics)
+    assert set(outcome.baselines) == {"raw inputs", "untrained network"}
+    card = json.loads((tmp_path / "run" / "model" / "config.json").read_text())
+    assert card["preprocessing"] == {"image_size": [28, 28], "channels": 1}
+    test = build_dataset(config.data.test)
+    assert test[0][0].shape == (1, 28, 28) and float(test[0][0].mean()) < 0.5  # white on black

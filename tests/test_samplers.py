@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.utils.data import DataLoader, TensorDataset
 
-from deepmetric.samplers import MPerClassSampler
+from deepmetric.samplers import HierarchicalSampler, MPerClassSampler
 
 # 6 classes of 4 items, interleaved: with m=2 and 2 classes per batch, 12 chunks fill exactly
 # 6 batches, 3 per rank for 2 ranks, so every item is used exactly once per epoch.
@@ -290,3 +290,39 @@ def test_replacement_allows_classes_smaller_than_m() -> None:
     batches = list(sampler)
     check_epoch(batches, labels, 4, 8)
     assert {labels[i] for batch in batches for i in batch} == {0, 1, 2}
+
+
+def test_hierarchical_batches_hold_the_classes_per_group_asked_for() -> None:
+    # 5 groups of 4-6 classes, 3-5 items per class; the group of class c is c // 6 (capped)
+    rng = np.random.default_rng(0)
+    groups_of_class = [0] * 4 + [1] * 6 + [2] * 5 + [3] * 4 + [4] * 5
+    labels = [c for c, g in enumerate(groups_of_class) for _ in range(int(rng.integers(3, 6)))]
+    groups = [f"g{groups_of_class[c]}" for c in labels]
+    sampler = HierarchicalSampler(labels, groups, 2, 16, 4, seed=3, replacement=True)
+    plain = MPerClassSampler(labels, m=2, batch_size=16, seed=3, replacement=True)
+    batches = list(sampler)
+    assert len(batches) == len(sampler) == len(plain)
+    check_epoch(batches, labels, 2, 16)
+    for batch in batches:
+        per_group = Counter(groups[i] for i in batch[::2])  # one entry per class chunk
+        assert sorted(per_group.values()) == [4, 4]  # 2 groups x 4 classes
+    seen = {i for batch in batches for i in batch}
+    assert len(seen) > 0.9 * len(labels)  # coverage is likely, not guaranteed
+    assert [list(b) for b in sampler] == batches  # seeded
+    sampler.set_epoch(1)
+    assert list(sampler) != batches
+
+
+def test_hierarchical_settings_that_cannot_work_say_why() -> None:
+    labels = [c for c in range(6) for _ in range(2)]
+    groups = [c // 3 for c in labels]
+    with pytest.raises(ValueError, match="fewer than classes_per_group=4"):
+        HierarchicalSampler(labels, groups, 2, 8, 4)
+    with pytest.raises(ValueError, match="must be a multiple of classes_per_group=2"):
+        HierarchicalSampler(labels, groups, 2, 6, 2)
+    with pytest.raises(ValueError, match="the same for every item of a class"):
+        HierarchicalSampler(labels, list(range(12)), 2, 4, 1)
+    with pytest.raises(ValueError, match="2 groups cannot fill a batch of 3 distinct groups"):
+        HierarchicalSampler(labels, groups, 2, 6, 1)
+    with pytest.raises(ValueError, match="groups must hold one value per label"):
+        HierarchicalSampler(labels, groups[:-1], 2, 4, 1)

@@ -16,6 +16,14 @@ How one epoch is built, from ``(seed, epoch)`` alone and so identically on every
    left, except that a class with a chunk for every batch left must be taken, which is what makes
    the packing always succeed. The batch order is then shuffled.
 4. Rank ``r`` of ``R`` takes batches ``r, r + R, r + 2R, ...``: disjoint shares of equal length.
+
+Hierarchical batches (``groups`` and ``classes_per_group``: a coarse label such as an alphabet, a
+product super-class or a bird order) replace step 3: each batch takes
+``classes_per_batch // classes_per_group`` distinct groups and ``classes_per_group`` distinct
+classes from each, groups and classes drawn in proportion to their chunks left (a class with
+none left keeps a small weight, and its extra chunk comes from a fresh pass). So the negatives of
+a batch share their group, the hard ones that recognition within a group needs. The epoch has the
+same number of batches; coverage is then likely but not guaranteed.
 """
 
 from __future__ import annotations
@@ -277,7 +285,8 @@ class MPerClassSampler(Sampler[list[int]]):
         per_batch = self.classes_per_batch
         extra = self._global_len * per_batch - int(self._per_pass.sum())
         counts = _spread_extra(self._per_pass, extra, self._global_len, gen)
-        grid = _pack(counts, per_batch, gen)  # (batches, per_batch) class ids
+        grid = self._grid(counts, gen)  # (batches, per_batch) class ids
+        counts = torch.bincount(grid.flatten(), minlength=len(counts))  # as packed
         chunks = _chunks(self._items, self._sizes, counts, self.m, gen)  # (total, m)
         # Stable-sorting the grid by class lists each class's slots in the same order as its
         # chunks, so a slot's rank in that order is the id of the chunk that fills it.
@@ -287,9 +296,88 @@ class MPerClassSampler(Sampler[list[int]]):
         batches = chunks[chunk_id].reshape(self._global_len, self.batch_size)
         return batches[torch.randperm(self._global_len, generator=gen)]
 
+    def _grid(self, counts: Tensor, gen: torch.Generator) -> Tensor:
+        """``(batches, classes_per_batch)`` class ids, class c ``counts[c]`` times (step 3)."""
+        return _pack(counts, self.classes_per_batch, gen)
+
     def __iter__(self) -> Iterator[list[int]]:
         share = self.global_batches()[self.rank :: self.num_replicas]
         return iter(share.tolist())
 
     def __len__(self) -> int:
         return self._global_len // self.num_replicas
+
+
+class HierarchicalSampler(MPerClassSampler):
+    """Batches of ``batch_size // m // classes_per_group`` groups, ``classes_per_group`` classes
+    of each and ``m`` items of each class (see the module docstring).
+
+    ``groups: (n,)`` is each item's coarse label (an alphabet, a product super-class), the same
+    for every item of a class; every group needs ``classes_per_group`` classes. The other
+    arguments are :class:`MPerClassSampler`'s.
+
+    Example:
+        >>> labels = [c for c in range(8) for _ in range(2)]
+        >>> sampler = HierarchicalSampler(labels, [c // 4 for c in labels], 2, 8, 2, seed=0)
+        >>> [sorted({labels[i] // 4 for i in batch}) for batch in sampler][:2]
+        [[0, 1], [0, 1]]
+    """
+
+    def __init__(
+        self, labels: Labels, groups: Labels, m: int, batch_size: int, classes_per_group: int,
+        **options: Any,
+    ) -> None:  # fmt: skip
+        super().__init__(labels, m, batch_size, **options)
+        self.classes_per_group = _integer("classes_per_group", classes_per_group, 1)
+        flat = _labels_tensor(labels)
+        inverse = torch.unique(flat, return_inverse=True)[1]
+        self._class_group = self._check_groups(groups, flat, inverse, int(inverse.max()) + 1)
+
+    def _check_groups(self, groups: Labels, flat: Tensor, inverse: Tensor, n: int) -> Tensor:
+        """The group id (0..) of each class, checked against ``classes_per_group``."""
+        k = self.classes_per_group
+        raw = np.asarray(groups.cpu() if isinstance(groups, Tensor) else groups)
+        if raw.shape != tuple(flat.shape):
+            raise ValueError(f"groups must hold one value per label; got shape {raw.shape}")
+        ids = torch.from_numpy(np.unique(raw, return_inverse=True)[1].reshape(-1).astype(np.int64))
+        first = torch.full((n,), -1, dtype=torch.int64).scatter_(0, inverse.flip(0), ids.flip(0))
+        if (first[inverse] != ids).any():
+            raise ValueError("groups must be the same for every item of a class")
+        if self.classes_per_batch % k:
+            raise ValueError(
+                f"batch_size // m = {self.classes_per_batch} classes per batch must be a multiple "
+                f"of classes_per_group={k}"
+            )
+        per_group = torch.bincount(first)
+        if int(per_group.min()) < k:
+            small = raw[int((ids == int(per_group.argmin())).nonzero()[0])]
+            raise ValueError(
+                f"group {small!r} has {int(per_group.min())} classes, fewer than "
+                f"classes_per_group={k}; lower classes_per_group or merge small groups"
+            )
+        if len(per_group) < self.classes_per_batch // k:
+            raise ValueError(
+                f"{len(per_group)} groups cannot fill a batch of {self.classes_per_batch // k} "
+                "distinct groups; lower batch_size or raise classes_per_group"
+            )
+        return first
+
+    def _grid(self, counts: Tensor, gen: torch.Generator) -> Tensor:
+        """``(batches, per_batch)`` class ids: per batch, distinct groups, then distinct classes
+        of each, drawn in proportion to chunks left (see the module docstring)."""
+        k, group = self.classes_per_group, self._class_group
+        num_groups = int(group.max()) + 1
+        members = [(group == g).nonzero().flatten() for g in range(num_groups)]
+        left = counts.to(torch.float64)
+        rows = []
+        for _ in range(self._global_len):
+            weight = torch.zeros(num_groups, dtype=torch.float64).index_add_(0, group, left)
+            picked = torch.multinomial(weight + 1e-3, self.classes_per_batch // k, generator=gen)
+            row = []
+            for g in picked.tolist():
+                own = members[g]
+                take = own[torch.multinomial(left[own] + 1e-3, k, generator=gen)]
+                left[take] = (left[take] - 1).clamp_min(0)
+                row.append(take)
+            rows.append(torch.cat(row))
+        return torch.stack(rows)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +14,9 @@ from hypothesis import strategies as st
 from deepmetric.evaluation.fewshot import (
     episode_accuracies,
     fewshot_accuracy,
+    load_episodes,
     sample_episodes,
+    save_episodes,
 )
 
 
@@ -136,3 +139,84 @@ def test_bad_input_is_rejected() -> None:
     drawn = sample_episodes(y, ways=2, shots=1, queries=1, episodes=3, seed=0)
     with pytest.raises(ValueError, match="embeddings has 3 rows"):
         episode_accuracies(x[:3], drawn, shots=1, metric="euclidean")
+
+
+def grouped_data(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """4 groups of 3-5 classes, 6 items per class, each item by one of 6 sources (drawers);
+    class 0 lacks source 5, so no episode that holds it can use that source."""
+    rng = np.random.default_rng(seed)
+    sizes = [3, 5, 4, 2]  # the last group is too small for 3-way episodes
+    group = np.repeat(np.arange(4), np.array(sizes) * 6)
+    labels = np.repeat(np.arange(sum(sizes)), 6)
+    source = np.tile(np.arange(6), sum(sizes))
+    source[5] = 4  # class 0: source 4 twice, no source 5
+    x = rng.normal(size=(len(labels), 3)) + rng.normal(size=(sum(sizes), 3))[labels]
+    return x, labels, group, source
+
+
+def test_episodes_follow_the_group_and_source_rules() -> None:
+    x, y, group, source = grouped_data()
+    drawn = sample_episodes(
+        y, ways=3, shots=1, queries=2, episodes=300, seed=4, groups=group, sources=source
+    )
+    for classes, items in zip(drawn.classes, drawn.items, strict=True):
+        assert len(set(group[items].ravel().tolist())) == 1  # one group per episode
+        assert group[items][0, 0] != 3  # the 2-class group cannot hold 3 ways
+        assert len(set(classes.tolist())) == 3 and (y[items] == classes[:, None]).all()
+        support, query = source[items[:, :1]], source[items[:, 1:]]
+        assert len(set(support.ravel().tolist())) == 1  # one drawer draws the support set
+        for j in range(2):  # each query column comes from one other drawer
+            assert len(set(query[:, j].tolist())) == 1
+        assert len(set(source[items[0]].tolist())) == 3  # support and queries: distinct drawers
+    assert len(set(group[drawn.items[:, 0, 0]].tolist())) == 3  # every eligible group drawn
+    again = sample_episodes(
+        torch.from_numpy(y), ways=3, shots=1, queries=2, episodes=300, seed=4, groups=group,
+        sources=source,
+    )  # fmt: skip
+    np.testing.assert_array_equal(again.items, drawn.items)
+    other = sample_episodes(y, ways=3, shots=1, queries=2, episodes=300, seed=5, groups=group)
+    assert not np.array_equal(other.items, drawn.items)
+
+
+def test_grouped_accuracy_matches_the_per_episode_reference() -> None:
+    x, y, group, source = grouped_data(1)
+    drawn = sample_episodes(
+        y, ways=3, shots=2, queries=1, episodes=80, seed=0, groups=group, sources=source
+    )
+    pairs = zip(drawn.classes, drawn.items, strict=True)
+    want = [reference_accuracy(x, c, i, 2, "euclidean") for c, i in pairs]
+    result = fewshot_accuracy(x, y, episodes=drawn)
+    assert result.accuracy == pytest.approx(np.mean(want)) and result.episodes == 80
+    same = fewshot_accuracy(
+        x, y, ways=3, shots=2, queries=1, episodes=80, seed=0, groups=group, sources=source
+    )
+    assert same == result
+
+
+def test_episodes_save_and_load_and_refuse_other_labels(tmp_path: Path) -> None:
+    x, y, group, source = grouped_data()
+    drawn = sample_episodes(y, ways=3, shots=1, queries=1, episodes=20, seed=0, groups=group)
+    path = save_episodes(tmp_path / "episodes.npz", drawn)
+    back = load_episodes(path, y)
+    np.testing.assert_array_equal(back.items, drawn.items)
+    np.testing.assert_array_equal(back.classes, drawn.classes)
+    assert back.shots == 1 and fewshot_accuracy(x, y, episodes=back) == fewshot_accuracy(
+        x, y, episodes=drawn
+    )
+    with pytest.raises(ValueError, match="drawn from other labels"):
+        load_episodes(path, y[::-1])
+    with pytest.raises(ValueError, match="drawn from other labels"):
+        fewshot_accuracy(x[:-6], y[:-6], episodes=drawn)
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="not an episodes file"):
+        load_episodes(tmp_path / "bad.npz")
+
+
+def test_rules_that_cannot_be_met_say_why() -> None:
+    _, y, group, source = grouped_data()
+    with pytest.raises(ValueError, match="no group has 6 classes"):
+        sample_episodes(y, ways=6, shots=1, queries=1, episodes=2, seed=0, groups=group)
+    with pytest.raises(ValueError, match="groups must be the same for every item of a class"):
+        sample_episodes(y, ways=2, shots=1, queries=1, episodes=2, seed=0, groups=source)
+    with pytest.raises(ValueError, match="found no 6 sources"):
+        sample_episodes(y, ways=2, shots=1, queries=5, episodes=2, seed=0, sources=np.zeros_like(y))

@@ -185,3 +185,27 @@ def test_reference_without_the_query_class_excludes_and_reports() -> None:
     with pytest.warns(UserWarning, match="2 of 6 queries have no relevant item"):
         scores = retrieval_metrics(x, y, reference=r, reference_labels=ry, ks=(1,))
     assert scores["num_excluded"] == 2.0 and scores["num_queries"] == 4.0
+
+
+def test_grouped_metrics_equal_per_group_loops() -> None:
+    from deepmetric.evaluation import grouped_retrieval_metrics
+
+    rng = np.random.default_rng(7)
+    labels = np.repeat(np.arange(9), 4)
+    groups = np.array(["a", "a", "a", "b", "b", "b", "b", "c", "d"])[labels]  # c, d: one class
+    x = torch.from_numpy(rng.normal(size=(len(labels), 5)))
+    found = grouped_retrieval_metrics(x, labels, groups, ks=(1, 2), metric="euclidean")
+    # oracle: within each group, every query ranks the other items of its group by brute force
+    ap, hits = [], []
+    for i in range(len(labels)):
+        if groups[i] in ("c", "d"):
+            continue
+        others = [j for j in range(len(labels)) if groups[j] == groups[i] and j != i]
+        order = sorted(others, key=lambda j: (float((x[i] - x[j]).norm()), j))
+        rel = [labels[j] == labels[i] for j in order]
+        r = sum(rel)
+        ap.append(sum(sum(rel[: k + 1]) / (k + 1) for k in range(r) if rel[k]) / r)
+        hits.append(rel[0])
+    assert found["map_at_r"] == pytest.approx(np.mean(ap))
+    assert found["recall_at_1"] == pytest.approx(np.mean(hits))
+    assert (found["num_queries"], found["num_groups_skipped"]) == (28.0, 2.0)

@@ -150,3 +150,34 @@ class Memory:
             self.items.append((x[i].detach().clone(), y[i].clone()))
         self.items = self.items[-self.size :]
         return value
+
+
+def prototypical(
+    x: Tensor,
+    y: Tensor,
+    metric: str = "squared_euclidean",
+    t: float = 1.0,
+    r: Tensor | None = None,
+    ry: Tensor | None = None,
+) -> Tensor:
+    """Snell et al.: each anchor against every class mean; its own class's mean leaves it out
+    when the batch is its own reference. Mean over anchors of -log softmax(-d / t)[own]."""
+    ref, ref_y, is_self = _reference_set(x, y, r, ry)
+    classes = sorted(set(ref_y.tolist()))
+    terms = []
+    for a in range(len(y)):
+        if len(classes) < 2 or int(y[a]) not in classes:
+            continue
+        logits = []
+        for c in classes:
+            members = [j for j in range(len(ref_y)) if int(ref_y[j]) == c]
+            if is_self and c == int(y[a]):
+                members = [j for j in members if j != a]
+            if not members:
+                break
+            prototype = torch.stack([ref[j] for j in members]).mean(0)
+            logits.append(-dist(x[a], prototype, metric) / t)
+        else:
+            own = classes.index(int(y[a]))
+            terms.append(torch.logsumexp(torch.stack(logits), 0) - logits[own])
+    return torch.stack(terms).mean() if terms else x.sum() * 0.0

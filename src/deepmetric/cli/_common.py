@@ -38,6 +38,22 @@ def guarded(call: Callable[[], T]) -> T:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def threads_option() -> Any:
+    """The ``--threads`` option of every command that computes."""
+    return typer.Option(
+        None, "--threads", min=1,
+        help="CPU threads for torch (default: one per core; 1 when other jobs share the CPU).",
+    )  # fmt: skip
+
+
+def set_threads(threads: int | None) -> None:
+    """``torch.set_num_threads(threads)`` unless None."""
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 def parse_spec(text: str) -> dict[str, Any]:
     """A dataset spec from ``--data``: a YAML/JSON mapping, or a bare dataset name."""
     try:

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import typer
 
-from ._common import fail
+from ._common import fail, set_threads, threads_option
 
-# scripts that need a data path argument are left to be run by hand
-SKIP = ("loss_cases.py", "train_omniglot.py")
+# scripts that need a data path argument, or run for hours, are left to be run by hand
+SKIP = ("loss_cases.py", "train_omniglot.py", "omniglot_recipe.py")
 
 
 def scripts(folder: Path) -> list[Path]:
@@ -25,8 +25,10 @@ def bench(
     only: list[str] = typer.Option([], "--only", help="Run only these (e.g. losses, evaluation)."),  # noqa: B008
     folder: Path = typer.Option(Path("bench"), "--dir", help="The benchmark folder."),  # noqa: B008
     list_only: bool = typer.Option(False, "--list", help="List the benchmarks and exit."),
+    threads: int | None = threads_option(),
 ) -> None:
     """Run each benchmark script in its own process and report which failed."""
+    set_threads(threads)
     found = {p.stem: p for p in scripts(folder)} if folder.is_dir() else {}
     if not found:
         fail(f"no benchmark scripts in {str(folder)!r}; run from the repository root or pass --dir")

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import typer
 
-from ._common import fail, guarded, model_dir, parse_spec
+from ._common import fail, guarded, model_dir, parse_spec, set_threads, threads_option
 
 FORMATS = (".npy", ".npz", ".parquet")
 
@@ -42,12 +42,14 @@ def embed(
     ),
     out: Path = typer.Option(..., "--out", help="Output file: .npy, .npz or .parquet."),  # noqa: B008
     batch_size: int = typer.Option(256, min=1, help="Embedding batch size."),
+    threads: int | None = threads_option(),
 ) -> None:
     """Embed every item of a dataset; .npz and .parquet also hold item ids and labels.
 
     Images go through the eval transform the model was tested with (resize, center crop,
     mean/std of the run's augmentation, else the model's saved preprocessing).
     """
+    set_threads(threads)
     from torch import nn
 
     from ..config import saved_eval_transform

@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from ._common import guarded, model_dir, parse_spec
+from ._common import guarded, model_dir, parse_spec, set_threads, threads_option
 
 PROTOCOLS = ("retrieval", "verification", "reid", "fewshot", "clustering")
 
@@ -47,6 +47,16 @@ def _embed_data(folder: Path, spec: dict[str, Any], protocol: str, batch_size: i
     return embed(net, data, batch_size=batch_size, progress=True), data, pairs
 
 
+def _fewshot_with_file(x: Any, data: Any, ev: Any, file: Path) -> dict[str, float]:
+    """Few-shot metrics on the episodes saved in ``file``, or on fresh ones saved there."""
+    from ..config.protocols import episodes_of, fewshot_scores
+    from ..evaluation import load_episodes, save_episodes
+
+    if not file.exists():
+        save_episodes(file, episodes_of(data, ev))
+    return fewshot_scores(x, data, load_episodes(file, data.labels), ev.metric)
+
+
 def evaluate(
     run: Path = typer.Argument(..., help="A run directory (with model/) or a model directory."),  # noqa: B008
     data: str = typer.Option(
@@ -59,12 +69,32 @@ def evaluate(
         "", help="K values, comma-separated, e.g. 1,5,10 (default 1,2,4,8; reid 1,5,10)."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+    ways: int = typer.Option(5, min=2, help="Few-shot: classes per episode."),
+    shots: int = typer.Option(1, min=1, help="Few-shot: support items per class."),
+    queries: int = typer.Option(15, min=1, help="Few-shot: queries per class."),
+    episodes: int = typer.Option(600, min=1, help="Few-shot: episodes (seeded)."),
+    group: str | None = typer.Option(
+        None,
+        help="A dataset field (e.g. alphabet): few-shot episodes within one group; "
+        "retrieval adds group_* metrics.",
+    ),
+    source: str | None = typer.Option(
+        None, help="A dataset field (e.g. drawing): support and queries from different sources."
+    ),
+    episodes_file: Path | None = typer.Option(  # noqa: B008
+        None,
+        "--episodes-file",
+        help="Few-shot: score these saved episodes; if the file does not exist, save the drawn "
+        "ones there (so that two models meet the same trials).",
+    ),
+    threads: int | None = threads_option(),
 ) -> None:
     """Embed a dataset with a trained model and print its metrics (retrieval by default).
 
     Images go through the eval transform the model was tested with (resize, center crop,
     mean/std of the run's augmentation, else the model's saved preprocessing).
     """
+    set_threads(threads)
     from ..config import EvaluationConfig, evaluate_embeddings
 
     if protocol not in PROTOCOLS:
@@ -74,9 +104,17 @@ def evaluate(
             )
         )
     spec, folder = parse_spec(data), model_dir(run)
-    ev = guarded(lambda: EvaluationConfig(protocol=protocol, metric=metric, ks=_ks(ks, protocol)))  # type: ignore[arg-type]
+    ev = guarded(
+        lambda: EvaluationConfig(
+            protocol=protocol, metric=metric, ks=_ks(ks, protocol), ways=ways, shots=shots,  # type: ignore[arg-type]
+            queries=queries, episodes=episodes, group=group, source=source,
+        )
+    )  # fmt: skip
     x, dataset, pairs = guarded(lambda: _embed_data(folder, spec, protocol, batch_size))
-    metrics = guarded(lambda: evaluate_embeddings(x, dataset, ev, pairs=pairs))
+    if protocol == "fewshot" and episodes_file is not None:
+        metrics = guarded(lambda: _fewshot_with_file(x, dataset, ev, episodes_file))
+    else:
+        metrics = guarded(lambda: evaluate_embeddings(x, dataset, ev, pairs=pairs))
     if as_json:
         plain = {k: v if math.isfinite(v) else None for k, v in metrics.items()}
         typer.echo(json.dumps(plain, indent=2))

@@ -10,6 +10,8 @@ from typing import Annotated
 
 import typer
 
+from ._common import set_threads, threads_option
+
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Build and edit an index.")
 
 DATA_HELP = (
@@ -43,8 +45,10 @@ def build(
     far: Annotated[
         float, typer.Option(help="False accept rate of the match threshold; 0: none.")
     ] = 1e-3,
+    threads: int | None = threads_option(),
 ) -> None:
     """Embed a dataset with a model and save it as an index (with a calibrated threshold)."""
+    set_threads(threads)
     from ..index import build_index
 
     with readable_errors():

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
+from ._common import set_threads, threads_option
 from .index import readable_errors
 
 
@@ -40,8 +41,10 @@ def search(
         Path | None, typer.Option(help="Model directory (default: the index's).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    threads: int | None = threads_option(),
 ) -> None:
     """Search an index with images (embedded by its model) or an .npy of vectors."""
+    set_threads(threads)
     from ..index import Index
 
     with readable_errors():

@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 import yaml
 
-from ._common import guarded
+from ._common import guarded, threads_option
 
 
 def train(
@@ -19,10 +19,13 @@ def train(
     print_config: bool = typer.Option(
         False, "--print-config", help="Print the resolved config and exit."
     ),
+    threads: int | None = threads_option(),
 ) -> None:
     """Train a model; writes config.yaml, checkpoints/, metrics.jsonl, model/ and report.html."""
     from ..config import load_config, run_training
 
+    if threads is not None:
+        overrides = [*overrides, f"runtime.threads={threads}"]
     cfg = guarded(lambda: load_config(config, overrides))
     if print_config:
         typer.echo(yaml.safe_dump(cfg.to_dict(), sort_keys=False), nl=False)

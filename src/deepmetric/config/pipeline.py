@@ -31,16 +31,18 @@ from torch import Tensor, nn
 
 from .._atomic import write_text_atomically
 from ..data import (
+    ArrayDataset,
     AugmentConfig,
     LabeledDataset,
     build_augmentation,
     build_dataset,
     class_disjoint_split,
+    with_rotated_classes,
 )
 from ..models import Embedder, check_preprocessing, load_pretrained
 from ..training import Callback, TrainResult, read_jsonl, train
 from ..training.batches import embed_dataset
-from .protocols import evaluate_embeddings
+from .protocols import episodes_of, evaluate_embeddings
 from .schema import ConfigError, RunConfig, save_config
 
 CONFIG_FILE = "config.yaml"
@@ -63,6 +65,7 @@ class RunOutcome:
     metrics: dict[str, float]
     out_dir: Path
     report: Path | None
+    baselines: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
 
 
 def _held_out(data: LabeledDataset, classes: Sequence[str]) -> np.ndarray:
@@ -77,18 +80,43 @@ def _held_out(data: LabeledDataset, classes: Sequence[str]) -> np.ndarray:
     return np.isin(data.labels, ids)
 
 
+def _groups_of(data: LabeledDataset, field: str, where: str) -> np.ndarray:
+    if field not in data.extra:
+        raise ConfigError(
+            f"data.group: {field!r} is not a field of {where} (its fields: "
+            f"{', '.join(data.extra) or 'none'})"
+        )
+    return np.asarray(data.extra[field]).astype(str)
+
+
+def _held_out_groups(groups: np.ndarray, names: Sequence[str]) -> np.ndarray:
+    known = sorted(set(groups.tolist()))
+    missing = [g for g in names if g not in known]
+    if missing:
+        raise ConfigError(
+            f"data.test_groups: {missing} are not groups of data.train (groups: "
+            f"{', '.join(known[:30])})"
+        )
+    return np.isin(groups, list(names))
+
+
 def build_data(config: RunConfig) -> RunData:
-    """Load the datasets and make the class-disjoint test and validation splits."""
+    """Load the datasets and make the class-disjoint (or group-disjoint) test and validation
+    splits; see ``DataConfig``."""
     spec = config.data
     full = build_dataset(spec.train)
+    groups = None if spec.group is None else _groups_of(full, spec.group, "data.train")
     if spec.test is not None:
         train_data, test = full, build_dataset(spec.test)
     else:
         if spec.test_classes:
             in_test = _held_out(full, spec.test_classes)
+        elif spec.test_groups and groups is not None:
+            in_test = _held_out_groups(groups, spec.test_groups)
         else:
             in_test = np.zeros(len(full), dtype=bool)
-            in_test[class_disjoint_split(full.labels, spec.test_fraction, spec.split_seed)[1]] = 1
+            by = full.labels if groups is None else groups
+            in_test[class_disjoint_split(by, spec.test_fraction, spec.split_seed)[1]] = 1
         train_data, test = (
             full.subset(np.flatnonzero(~in_test)),
             full.subset(np.flatnonzero(in_test)),
@@ -97,8 +125,18 @@ def build_data(config: RunConfig) -> RunData:
     if spec.validation == "test":
         val = test
     elif spec.validation == "split":
-        keep, held = class_disjoint_split(train_data.labels, spec.val_fraction, spec.split_seed)
+        by = train_data.labels
+        if spec.group is not None:
+            by = _groups_of(train_data, spec.group, "data.train")
+        keep, held = class_disjoint_split(by, spec.val_fraction, spec.split_seed)
         train_data, val = train_data.subset(keep), train_data.subset(held)
+    if spec.rotate_classes:
+        if not isinstance(train_data, ArrayDataset):
+            raise ConfigError(
+                "data.rotate_classes needs an in-memory image dataset (npz, omniglot, arrays); "
+                f"got {type(train_data).__name__}"
+            )
+        train_data = with_rotated_classes(train_data)
     return RunData(train_data, val, test)
 
 
@@ -268,7 +306,8 @@ def run_training(
         model.preprocessing = image_preprocessing(config.augmentation, data.train[0][0])
     loss = build_loss(config, data.train.num_classes, int(model.embedding_dim))
     save_config(config, out_dir / CONFIG_FILE)
-    before = embed_test(model, data.test, config) if config.output.report else None
+    wanted = config.output.report or config.output.baselines
+    before = embed_test(model, data.test, config) if wanted else None
     result = train(
         model,
         data.train,
@@ -282,30 +321,67 @@ def run_training(
     )
     after = embed_test(model, data.test, config)
     metrics = evaluate_embeddings(after, data.test, config.evaluation)
-    plain = {k: v if math.isfinite(v) else None for k, v in metrics.items()}  # strict JSON
-    write_text_atomically(out_dir / "test_metrics.json", json.dumps(plain, indent=2))
+    write_text_atomically(out_dir / "test_metrics.json", json.dumps(_strict(metrics), indent=2))
+    baselines: dict[str, dict[str, float]] = {}
+    pixels = None
+    if config.output.baselines and before is not None:
+        pixels = embed_test(nn.Flatten(), data.test, config)
+        for name, x in (("raw inputs", pixels), ("untrained network", before)):
+            baselines[name] = evaluate_embeddings(x, data.test, config.evaluation)
+        plain = {name: _strict(values) for name, values in baselines.items()}
+        write_text_atomically(out_dir / "baselines.json", json.dumps(plain, indent=2))
     report = None
-    if before is not None:
-        report = write_run_report(config, out_dir, before, after, data.test)
-    return RunOutcome(result, metrics, out_dir, report)
+    if config.output.report and before is not None:
+        report = write_run_report(config, out_dir, before, after, data.test, pixels)
+    return RunOutcome(result, metrics, out_dir, report, baselines)
+
+
+def _strict(metrics: Mapping[str, float]) -> dict[str, float | None]:
+    """Strict JSON: unmeasurable (non-finite) values as null."""
+    return {k: v if math.isfinite(v) else None for k, v in metrics.items()}
+
+
+def _images(data: LabeledDataset) -> np.ndarray | None:
+    """``(n, H, W)`` or ``(n, H, W, C)`` pictures of an in-memory image set, for the report."""
+    if not isinstance(data, ArrayDataset) or data.inputs.dim() != 4:
+        return None
+    pictures = data.inputs.permute(0, 2, 3, 1).numpy()
+    return pictures[..., 0] if pictures.shape[3] == 1 else pictures
 
 
 def write_run_report(
-    config: RunConfig, out_dir: Path, before: Any, after: Any, test: LabeledDataset
+    config: RunConfig,
+    out_dir: Path,
+    before: Any,
+    after: Any,
+    test: LabeledDataset,
+    pixels: Any = None,
 ) -> Path:
-    """``out_dir/report.html`` from the training log and the test embeddings."""
+    """``out_dir/report.html`` from the training log and the test embeddings (and the raw
+    inputs as a baseline when given); few-shot runs get their first episodes drawn."""
     from ..report import EmbeddingSet, build_report
 
     log = out_dir / "metrics.jsonl"
     history = read_jsonl(log) if log.is_file() else []
     names = list(test.class_names)
+    images = _images(test)
+    ev = config.evaluation
+    episodes = None
+    if "fewshot" in ev.protocols() and images is not None:
+        episodes = episodes_of(test, ev.model_copy(update={"episodes": min(ev.episodes, 200)}))
+
+    def view(x: Any) -> EmbeddingSet:
+        return EmbeddingSet(x.numpy(), test.labels, images=images, class_names=names)
+
     return build_report(
         out_dir / "report.html",
         history=history,
-        before=EmbeddingSet(before.numpy(), test.labels, class_names=names),
-        after=EmbeddingSet(after.numpy(), test.labels, class_names=names),
+        before=view(before),
+        after=view(after),
+        baseline=None if pixels is None else view(pixels),
         config=config.to_dict(),
         title=f"deepmetric run: {out_dir.name}",
-        metric=config.evaluation.metric,
-        ks=config.evaluation.ks,
+        metric=ev.metric,
+        ks=ev.ks,
+        episodes=episodes,
     )

@@ -4,7 +4,9 @@
   them (``extra["is_query"]`` / ``extra["is_gallery"]``, In-shop), else each item against all
   others.
 - ``clustering``: ``clustering_metrics`` (k-means with k = number of classes; NMI, AMI, ARI).
-- ``fewshot``: ``fewshot_accuracy``, 5-way 1-shot, 600 seeded episodes.
+- ``fewshot``: ``fewshot_accuracy`` over ``evaluation.episodes`` seeded ``ways``-way
+  ``shots``-shot episodes, within ``evaluation.group`` and across ``evaluation.source`` when
+  set; keys ``fewshot_accuracy``, ``fewshot_ci95``, ``fewshot_episodes``.
 - ``reid``: ``reid_metrics`` with ``extra["pid"]`` and ``extra["camera"]`` (Market-1501).
 - ``verification``: ``verification_metrics`` on the pairs of ``pairs`` (``(n, 2)`` rows and
   ``(n,)`` same/different flags, LFW's) or, without them, on seeded pairs of the labels:
@@ -21,10 +23,13 @@ from torch import Tensor
 
 from ..data import LabeledDataset
 from ..evaluation import (
+    Episodes,
     clustering_metrics,
     fewshot_accuracy,
+    grouped_retrieval_metrics,
     reid_metrics,
     retrieval_metrics,
+    sample_episodes,
     verification_metrics,
 )
 from .schema import ConfigError, EvaluationConfig
@@ -35,11 +40,51 @@ def _flag(data: LabeledDataset, key: str) -> np.ndarray | None:
     return None if value is None else np.asarray(value, dtype=bool)
 
 
+def extra_field(data: LabeledDataset, field: str | None, what: str) -> np.ndarray | None:
+    """``data.extra[field]`` (None for no field), or a ConfigError naming the fields."""
+    if field is None:
+        return None
+    if field not in data.extra:
+        raise ConfigError(
+            f"evaluation.{what}: {field!r} is not a field of the dataset (its fields: "
+            f"{', '.join(data.extra) or 'none'})"
+        )
+    return np.asarray(data.extra[field])
+
+
+def episodes_of(data: LabeledDataset, ev: EvaluationConfig, seed: int = 0) -> Episodes:
+    """The few-shot episodes of ``ev`` over ``data`` (seeded: the same every call)."""
+    return sample_episodes(
+        data.labels, ways=ev.ways, shots=ev.shots, queries=ev.queries, episodes=ev.episodes,
+        seed=seed, groups=extra_field(data, ev.group, "group"),
+        sources=extra_field(data, ev.source, "source"),
+    )  # fmt: skip
+
+
+def fewshot_scores(
+    x: Tensor, data: LabeledDataset, episodes: Episodes, metric: str
+) -> dict[str, float]:
+    """``fewshot_accuracy``, ``fewshot_ci95`` and ``fewshot_episodes`` on ``episodes``
+    (nearest prototype: cosine for the similarity metrics, else Euclidean)."""
+    space: Literal["cosine", "euclidean"] = "cosine" if metric in ("cosine", "dot") else "euclidean"
+    found = fewshot_accuracy(x, data.labels, episodes=episodes, metric=space)
+    return {
+        "fewshot_accuracy": found.accuracy,
+        "fewshot_ci95": found.ci95,
+        "fewshot_episodes": float(found.episodes),
+    }
+
+
 def _retrieval(x: Tensor, data: LabeledDataset, ev: EvaluationConfig) -> dict[str, float]:
     labels = torch.as_tensor(data.labels)
     query, gallery = _flag(data, "is_query"), _flag(data, "is_gallery")
     if query is None or gallery is None:
-        return retrieval_metrics(x, labels, ks=ev.ks, metric=ev.metric)
+        found = retrieval_metrics(x, labels, ks=ev.ks, metric=ev.metric)
+        groups = extra_field(data, ev.group, "group")
+        if groups is not None:
+            within = grouped_retrieval_metrics(x, labels, groups, ks=ev.ks, metric=ev.metric)
+            found.update({f"group_{k}": v for k, v in within.items()})
+        return found
     q, g = torch.from_numpy(query), torch.from_numpy(gallery)
     return retrieval_metrics(
         x[q], labels[q], reference=x[g], reference_labels=labels[g], ks=ev.ks, metric=ev.metric
@@ -102,8 +147,21 @@ def evaluate_embeddings(
     *,
     pairs: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, float]:
-    """The metrics of ``evaluation.protocol`` for ``embeddings (len(data), dim)``."""
-    protocol, x = evaluation.protocol, embeddings
+    """The metrics of ``evaluation.protocol`` (each protocol of a list, merged) for
+    ``embeddings (len(data), dim)``."""
+    out: dict[str, float] = {}
+    for protocol in evaluation.protocols():
+        out.update(_evaluate(protocol, embeddings, data, evaluation, pairs))
+    return out
+
+
+def _evaluate(
+    protocol: str,
+    x: Tensor,
+    data: LabeledDataset,
+    evaluation: EvaluationConfig,
+    pairs: tuple[np.ndarray, np.ndarray] | None,
+) -> dict[str, float]:
     space: Literal["cosine", "euclidean"] = (
         "cosine" if evaluation.metric in ("cosine", "dot") else "euclidean"
     )
@@ -114,8 +172,14 @@ def evaluate_embeddings(
     if protocol == "clustering":
         return clustering_metrics(x.numpy(), data.labels, metric=space)
     if protocol == "fewshot":
-        found = fewshot_accuracy(x, data.labels, metric=space)
-        return {"accuracy": found.accuracy, "ci95": found.ci95, "episodes": float(found.episodes)}
+        found = fewshot_accuracy(
+            x, data.labels, episodes=episodes_of(data, evaluation), metric=space
+        )
+        return {
+            "fewshot_accuracy": found.accuracy,
+            "fewshot_ci95": found.ci95,
+            "fewshot_episodes": float(found.episodes),
+        }
     if protocol == "reid":
         return _reid(x, data, evaluation)
     rows, same = pairs if pairs is not None else label_pairs(data.labels)

@@ -92,15 +92,25 @@ class DataConfig(_Section):
     ``validation`` picks the set used for best-model selection during training: ``"none"``
     (train for the given epochs), ``"split"`` (a ``val_fraction`` of the training classes,
     held out of training) or ``"test"`` (the test set; common in papers, optimistic).
+
+    ``group`` names a coarse label among the items' ``extra`` fields (an alphabet, a product
+    super-class). With it the splits hold out whole groups: ``test_groups`` by name, else a
+    seeded ``test_fraction`` of the groups, and ``validation: split`` a ``val_fraction`` of the
+    training groups; ``sampler.classes_per_group`` builds batches from it. ``rotate_classes``
+    adds each training image turned by 90, 180 and 270 degrees as new classes
+    (``deepmetric.data.with_rotated_classes``); validation and test stay upright.
     """
 
     train: dict[str, Any] = {"name": "digits", "as_vectors": True}
     test: dict[str, Any] | None = None
     test_classes: list[str] = []
+    group: str | None = None
+    test_groups: list[str] = []
     test_fraction: float = 0.3
     split_seed: int = 0
     validation: Literal["none", "split", "test"] = "none"
     val_fraction: float = 0.2
+    rotate_classes: bool = False
 
     @field_validator("train", "test")
     @classmethod
@@ -114,33 +124,70 @@ class DataConfig(_Section):
         for name in ("test_fraction", "val_fraction"):
             if not 0.0 < getattr(self, name) < 1.0:
                 raise ValueError(f"data.{name} must be in (0, 1); got {getattr(self, name)!r}")
+        if self.test_groups and self.group is None:
+            raise ValueError("data.test_groups needs data.group, the field that holds the groups")
+        if self.test_groups and self.test_classes:
+            raise ValueError("data.test_classes and data.test_groups exclude each other; use one")
         return self
 
 
 class SamplerConfig(_Section):
-    """Class-balanced batches: ``batch_size // m_per_class`` classes, ``m_per_class`` each."""
+    """Class-balanced batches: ``batch_size // m_per_class`` classes, ``m_per_class`` each;
+    with ``classes_per_group``, that many classes of each of several groups (``data.group``)."""
 
     batch_size: int = 32
     m_per_class: int = 4
+    classes_per_group: int | None = None
 
 
 class EvaluationConfig(_Section):
-    """How embeddings are compared and scored, during validation and after training."""
+    """How embeddings are compared and scored, during validation and after training.
 
-    protocol: Protocol = "retrieval"
+    ``protocol`` is one protocol or a list of them (their metrics are merged). The few-shot
+    protocol draws ``episodes`` seeded ``ways``-way ``shots``-shot episodes with ``queries``
+    queries per class; ``group`` (an ``extra`` field, e.g. ``alphabet``) draws each episode's
+    classes from one group and ``source`` (e.g. ``drawing``, the drawer) takes the support
+    and query items from different sources. With ``group``, retrieval adds ``group_*``
+    metrics, each query ranking only the items of its own group."""
+
+    protocol: Protocol | list[Protocol] = "retrieval"
     metric: Metric = "cosine"
     ks: list[int] = [1, 2, 4, 8]
     select: str = "map_at_r"
     every: int = 1
     patience: int | None = None
     batch_size: int = 256
+    ways: int = 5
+    shots: int = 1
+    queries: int = 15
+    episodes: int = 600
+    group: str | None = None
+    source: str | None = None
+
+    @field_validator("protocol", mode="before")
+    @classmethod
+    def _protocol(cls, value: Any) -> Any:
+        names = typing.get_args(Protocol)
+        for item in value if isinstance(value, list) else [value]:
+            if item not in names:
+                allowed = ", ".join(repr(n) for n in names[:-1]) + f" or {names[-1]!r}"
+                raise ValueError(f"Input should be {allowed}, or a list of them; got {item!r}")
+        return value
+
+    def protocols(self) -> list[str]:
+        """``protocol`` as a list."""
+        return [self.protocol] if isinstance(self.protocol, str) else list(self.protocol)
 
 
 class OutputConfig(_Section):
-    """Where the run writes: ``dir`` gets config.yaml, checkpoints/, metrics.jsonl, model/."""
+    """Where the run writes: ``dir`` gets config.yaml, checkpoints/, metrics.jsonl, model/.
+
+    ``baselines`` also scores the test set's raw inputs (flattened, after the eval transform)
+    and the untrained network, into ``baselines.json`` and the report."""
 
     dir: str = "runs/run"
     report: bool = True
+    baselines: bool = False
 
 
 class RunConfig(_Section):
@@ -200,6 +247,8 @@ class RunConfig(_Section):
             epochs=self.epochs,
             batch_size=self.sampler.batch_size,
             m_per_class=self.sampler.m_per_class,
+            classes_per_group=self.sampler.classes_per_group,
+            group=self.data.group if self.sampler.classes_per_group else None,
             optimizer=self.optimizer,
             schedule=self.schedule,
             validation=validation,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .arrays import ArrayDataset, DigitsDataset
+from .arrays import ArrayDataset, DigitsDataset, with_rotated_classes
 from .augment import Augmentation, AugmentConfig, build_augmentation
 from .base import DATASETS, LabeledDataset
 from .fine_grained import CUB200, Cars196
@@ -20,7 +20,7 @@ from .images import check_images, image_problem, load_image
 from .lfw import LFWDataset, LFWPairs
 from .market import Market1501
 from .npz import NpzDataset
-from .omniglot import Omniglot
+from .omniglot import Omniglot, bundled_omniglot
 from .products import InShop, StanfordOnlineProducts
 from .splits import class_disjoint_split
 
@@ -61,6 +61,7 @@ __all__ = [
     "Market1501",
     "NpzDataset",
     "Omniglot",
+    "bundled_omniglot",
     "StanfordOnlineProducts",
     "build_augmentation",
     "build_dataset",
@@ -69,4 +70,5 @@ __all__ = [
     "image_problem",
     "load_image",
     "names",
+    "with_rotated_classes",
 ]

@@ -3,10 +3,23 @@ clustering, verification, re-identification, few-shot recognition and anomaly de
 
 from .anomaly import anomaly_metrics, centroid_novelty, detection_metrics, knn_novelty
 from .clustering import clustering_metrics, kmeans_labels, partition_scores
-from .fewshot import FewShotResult, fewshot_accuracy
+from .fewshot import (
+    Episodes,
+    FewShotResult,
+    fewshot_accuracy,
+    load_episodes,
+    sample_episodes,
+    save_episodes,
+)
 from .knn import Neighbors, knn
 from .reid import ReidResult, reid_metrics, reid_metrics_from_distances
-from .retrieval import METRICS, per_class_metrics, query_metrics, retrieval_metrics
+from .retrieval import (
+    METRICS,
+    grouped_retrieval_metrics,
+    per_class_metrics,
+    query_metrics,
+    retrieval_metrics,
+)
 from .verification import (
     equal_error_rate,
     kfold_accuracy,
@@ -23,7 +36,11 @@ __all__ = [
     "centroid_novelty",
     "detection_metrics",
     "knn_novelty",
+    "Episodes",
     "FewShotResult",
+    "load_episodes",
+    "sample_episodes",
+    "save_episodes",
     "Neighbors",
     "ReidResult",
     "clustering_metrics",
@@ -37,6 +54,7 @@ __all__ = [
     "query_metrics",
     "reid_metrics",
     "reid_metrics_from_distances",
+    "grouped_retrieval_metrics",
     "retrieval_metrics",
     "roc_auc",
     "roc_curve",

@@ -6,18 +6,30 @@ nearest prototype, the mean of a class's support embeddings, as in "Prototypical
 Few-shot Learning" (Snell et al., NeurIPS 2017, https://arxiv.org/abs/1703.05175). The result is
 the mean episode accuracy with the usual 95% confidence half-width ``1.96 * std / sqrt(episodes)``
 (``std`` with ddof=0).
+
+Two rules make episodes harder and closer to how the field reports Omniglot (Lake et al.,
+"Human-level concept learning through probabilistic program induction", Science 2015):
+``groups`` draws all ``ways`` classes of an episode from one group (one alphabet: within-alphabet
+20-way one-shot), and ``sources`` takes the support items of an episode from one source and its
+queries from others (one drawer draws the support set, another the queries). Episodes are fixed
+by their seed and can be saved to a file (:func:`save_episodes`) so that two models are scored on
+the same trials.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from .._atomic import replace_file_atomically
 from ..distances import normalize_rows
 
 logger = logging.getLogger(__name__)
@@ -41,11 +53,14 @@ class Episodes:
 
     ``classes: (episodes, ways)``; ``items: (episodes, ways, shots + queries)``, where
     ``items[e, w, :shots]`` is the support set of way ``w`` and the rest its queries.
+    ``labels_digest`` fingerprints the labels they were drawn from (see :func:`load_episodes`).
     """
 
     classes: IntArray
     items: IntArray
     num_skipped_classes: int
+    shots: int = 1
+    labels_digest: str = ""
 
 
 def _check_labels(labels: Any) -> IntArray:
@@ -57,13 +72,53 @@ def _check_labels(labels: Any) -> IntArray:
     return array.astype(np.int64)
 
 
+def _digest(labels: IntArray) -> str:
+    """A short fingerprint of a label array (its length and values)."""
+    return hashlib.sha256(np.ascontiguousarray(labels, dtype=np.int64).tobytes()).hexdigest()[:16]
+
+
+def _per_item(name: str, values: Any, n: int) -> np.ndarray:
+    array = np.asarray(values.detach().cpu() if isinstance(values, Tensor) else values)
+    if array.shape != (n,):
+        raise ValueError(f"{name} must hold one value per label, shape ({n},); got {array.shape}")
+    return array
+
+
+def _class_groups(y: IntArray, groups: np.ndarray, classes: IntArray) -> np.ndarray:
+    """The group of each class in ``classes``; a class spread over two groups raises."""
+    order = np.argsort(y, kind="stable")
+    ys, gs = y[order], groups[order]
+    present, first = np.unique(ys, return_index=True)
+    mixed = gs != gs[first][np.searchsorted(present, ys)]
+    if mixed.any():
+        bad = int(ys[np.argmax(mixed)])
+        raise ValueError(f"groups must be the same for every item of a class; class {bad} has two")
+    return gs[first][np.searchsorted(present, classes)]
+
+
 def sample_episodes(
-    labels: Any, *, ways: int, shots: int, queries: int, episodes: int, seed: int
+    labels: Any,
+    *,
+    ways: int,
+    shots: int,
+    queries: int,
+    episodes: int,
+    seed: int,
+    groups: Any = None,
+    sources: Any = None,
 ) -> Episodes:
     """Draw ``episodes`` N-way K-shot episodes from ``labels: (n,)``, from ``seed`` alone.
 
     Classes with fewer than ``shots + queries`` items are skipped (and counted). Uses its own
-    ``numpy.random.Generator``; sampling is vectorised over all episodes.
+    ``numpy.random.Generator``. Without ``groups`` and ``sources`` the sampling is vectorised
+    over all episodes; with them each episode is drawn in turn:
+
+    - ``groups: (n,)`` (e.g. each item's alphabet): an episode first picks a group, uniformly
+      among the groups with at least ``ways`` eligible classes, then ``ways`` classes of it.
+    - ``sources: (n,)`` (e.g. each item's drawer): an episode picks ``shots + queries``
+      distinct sources that all its classes have; every support item comes from the first
+      ``shots`` of them (one source per shot, the same for every way) and the queries from the
+      others, so support and query items never share a source.
 
     Example:
         >>> e = sample_episodes([0, 0, 1, 1, 2], ways=2, shots=1, queries=1, episodes=3, seed=0)
@@ -84,18 +139,116 @@ def sample_episodes(
             f"need {ways} classes with >= shots + queries = {per_class} items; "
             f"only {len(eligible)} of {len(classes)} classes have that many"
         )
+    rng = np.random.default_rng(seed)
+    skipped, digest = len(classes) - len(eligible), _digest(y)
+    if groups is not None or sources is not None:
+        items, chosen = _draw_ruled(
+            y, eligible, rng, ways, shots, queries, episodes, groups, sources
+        )
+        return Episodes(chosen, items, skipped, shots, digest)
     # (classes, most items) table of item indices per eligible class, padded with -1
     members = [np.flatnonzero(y == c) for c in eligible]
     table = np.full((len(eligible), max(len(m) for m in members)), -1, dtype=np.int64)
     for row, m in enumerate(members):
         table[row, : len(m)] = m
-    rng = np.random.default_rng(seed)
-    chosen = rng.random((episodes, len(eligible))).argsort(1)[:, :ways]  # (episodes, ways)
+    picked = rng.random((episodes, len(eligible))).argsort(1)[:, :ways]  # (episodes, ways)
     keys = rng.random((episodes, ways, table.shape[1]))
-    keys[table[chosen] < 0] = np.inf  # padding is never drawn
+    keys[table[picked] < 0] = np.inf  # padding is never drawn
     picks = keys.argsort(2)[:, :, :per_class]  # a random subset in random order
-    items = np.take_along_axis(table[chosen], picks, axis=2)
-    return Episodes(eligible[chosen], items, len(classes) - len(eligible))
+    items = np.take_along_axis(table[picked], picks, axis=2)
+    return Episodes(eligible[picked], items, skipped, shots, digest)
+
+
+def _draw_ruled(
+    y: IntArray, eligible: IntArray, rng: np.random.Generator, ways: int, shots: int,
+    queries: int, episodes: int, groups: Any, sources: Any,
+) -> tuple[IntArray, IntArray]:  # fmt: skip
+    """Episodes under the group and source rules of :func:`sample_episodes`, one at a time."""
+    per_class = shots + queries
+    group = (
+        np.zeros(len(y), dtype=np.int64) if groups is None else _per_item("groups", groups, len(y))
+    )
+    source = None if sources is None else _per_item("sources", sources, len(y))
+    of_class = _class_groups(y, group, eligible)
+    pools = [eligible[of_class == g] for g in np.unique(of_class)]
+    pools = [p for p in pools if len(p) >= ways]
+    if not pools:
+        raise ValueError(
+            f"no group has {ways} classes with >= {per_class} items each; lower ways or "
+            "evaluate without groups"
+        )
+    members = {int(c): np.flatnonzero(y == c) for c in eligible}
+    items = np.empty((episodes, ways, per_class), dtype=np.int64)
+    chosen = np.empty((episodes, ways), dtype=np.int64)
+    for e in range(episodes):
+        for _attempt in range(100):
+            picked = rng.choice(pools[rng.integers(len(pools))], ways, replace=False)
+            if source is None:
+                for w, c in enumerate(picked):
+                    items[e, w] = rng.permutation(members[int(c)])[:per_class]
+                break
+            common = set(source[members[int(picked[0])]].tolist())
+            for c in picked[1:]:
+                common &= set(source[members[int(c)]].tolist())
+            if len(common) < per_class:
+                continue
+            order = rng.permutation(sorted(common))[:per_class]
+            for w, c in enumerate(picked):
+                own = rng.permutation(members[int(c)])  # a random item when a source repeats
+                at = {s: i for i, s in reversed(list(enumerate(source[own].tolist())))}
+                items[e, w] = own[[at[s] for s in order.tolist()]]
+            break
+        else:
+            raise ValueError(
+                f"100 draws of {ways} classes found no {per_class} sources (shots + queries) "
+                "that all of them have; lower shots or queries, or evaluate without sources"
+            )
+        chosen[e] = picked
+    return items, chosen
+
+
+def save_episodes(path: str | os.PathLike[str], episodes: Episodes) -> Path:
+    """Write ``episodes`` to ``path`` (``.npz``, atomically), for :func:`load_episodes`."""
+    target = Path(path)
+
+    def write(temporary: Path) -> None:
+        with temporary.open("wb") as handle:
+            np.savez(
+                handle, classes=episodes.classes, items=episodes.items,
+                num_skipped_classes=episodes.num_skipped_classes, shots=episodes.shots,
+                labels_digest=np.array(episodes.labels_digest),
+            )  # fmt: skip
+
+    replace_file_atomically(target, write)
+    return target
+
+
+def load_episodes(path: str | os.PathLike[str], labels: Any = None) -> Episodes:
+    """Episodes saved by :func:`save_episodes`; with ``labels``, checked to be drawn from them.
+
+    Raises:
+        ValueError: an unreadable file, or labels that differ from those the episodes were
+            drawn from (another dataset, order or split).
+    """
+    file = Path(path)
+    try:
+        with np.load(file) as npz:  # allow_pickle stays False
+            found = Episodes(
+                npz["classes"].astype(np.int64), npz["items"].astype(np.int64),
+                int(npz["num_skipped_classes"]), int(npz["shots"]), str(npz["labels_digest"]),
+            )  # fmt: skip
+    except (OSError, KeyError, ValueError, EOFError) as err:
+        raise ValueError(
+            f"{file} is not an episodes file written by save_episodes ({err}); draw them again"
+        ) from None
+    if found.items.ndim != 3 or found.classes.shape != found.items.shape[:2]:
+        raise ValueError(f"{file}: classes and items have mismatched shapes; draw them again")
+    if labels is not None and _digest(_check_labels(labels)) != found.labels_digest:
+        raise ValueError(
+            f"{file} was drawn from other labels than these (another dataset, split or order); "
+            "draw the episodes from this data"
+        )
+    return found
 
 
 def _check_embeddings(embeddings: Any, n: int) -> Tensor:
@@ -143,15 +296,22 @@ def fewshot_accuracy(
     ways: int = 5,
     shots: int = 1,
     queries: int = 15,
-    episodes: int = 600,
+    episodes: int | Episodes = 600,
     metric: Literal["euclidean", "cosine"] = "euclidean",
     seed: int = 0,
+    groups: Any = None,
+    sources: Any = None,
 ) -> FewShotResult:
     """Mean N-way K-shot accuracy over seeded episodes, with its 95% confidence half-width.
 
     Args:
         embeddings: ``(n, dim)`` embeddings of the evaluation classes (tensor or array).
         labels: ``(n,)`` integer class labels.
+        episodes: how many episodes to draw, or episodes already drawn (:func:`sample_episodes`
+            or :func:`load_episodes`; then ``ways``, ``shots``, ``queries``, ``seed``,
+            ``groups`` and ``sources`` are theirs, and they must come from these labels).
+        groups, sources: the episode rules of :func:`sample_episodes` (within-group episodes;
+            support and queries from different sources).
 
     Raises:
         ValueError: bad shapes, NaN/Inf, or fewer than ``ways`` classes with
@@ -164,11 +324,19 @@ def fewshot_accuracy(
     """
     y = _check_labels(labels)
     x = _check_embeddings(embeddings, len(y))
-    drawn = sample_episodes(
-        y, ways=ways, shots=shots, queries=queries, episodes=episodes, seed=seed
-    )
+    if isinstance(episodes, Episodes):
+        if episodes.labels_digest and episodes.labels_digest != _digest(y):
+            raise ValueError(
+                "the episodes were drawn from other labels than these; draw them from this data"
+            )
+        drawn = episodes
+    else:
+        drawn = sample_episodes(
+            y, ways=ways, shots=shots, queries=queries, episodes=episodes, seed=seed,
+            groups=groups, sources=sources,
+        )  # fmt: skip
     if drawn.num_skipped_classes:
         logger.info("few-shot: skipped %d classes too small", drawn.num_skipped_classes)
-    acc = episode_accuracies(x, drawn, shots=shots, metric=metric)
-    ci95 = 1.96 * float(acc.std()) / float(np.sqrt(episodes))
-    return FewShotResult(float(acc.mean()), ci95, episodes, drawn.num_skipped_classes)
+    acc = episode_accuracies(x, drawn, shots=drawn.shots, metric=metric)
+    ci95 = 1.96 * float(acc.std()) / float(np.sqrt(len(acc)))
+    return FewShotResult(float(acc.mean()), ci95, len(acc), drawn.num_skipped_classes)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Collection, Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -78,6 +79,50 @@ def retrieval_metrics(
     n_valid = int(valid.sum())
     out = {name: float(values[valid].double().mean()) for name, values in per_query.items()}
     return {**out, "num_queries": float(n_valid), "num_excluded": float(len(valid) - n_valid)}
+
+
+def grouped_retrieval_metrics(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    groups: ArrayLike,
+    *,
+    ks: Sequence[int] = (1, 2, 4, 8),
+    metric: Metric = "cosine",
+    include: Collection[str] = METRICS,
+) -> dict[str, float]:
+    """:func:`retrieval_metrics` within groups: each query ranks only the items of its own
+    group (``groups: (n,)``, e.g. each character's alphabet), the harder question of telling
+    apart classes that look alike. Averaged over all queries with a relevant item; groups with
+    a single class are left out (every item would be relevant) and counted in
+    ``num_groups_skipped``.
+
+    Example:
+        >>> x = torch.tensor([[0.0, 1.0], [0.1, 1.0], [1.0, 0.0], [1.0, 0.2], [5.0, 5.0]])
+        >>> found = grouped_retrieval_metrics(
+        ...     x, [0, 0, 1, 1, 2], ["a", "a", "a", "a", "b"], ks=(1,), include=["recall_at_k"])
+        >>> found["recall_at_1"], found["num_queries"], found["num_groups_skipped"]
+        (1.0, 4.0, 1.0)
+    """
+    group = np.asarray(groups.cpu() if isinstance(groups, Tensor) else groups)
+    y = torch.as_tensor(np.asarray(labels)).long() if not isinstance(labels, Tensor) else labels
+    x = torch.as_tensor(embeddings) if not isinstance(embeddings, Tensor) else embeddings
+    if group.shape != (x.shape[0],):
+        raise ValueError(f"groups must hold one value per row, ({x.shape[0]},); got {group.shape}")
+    sums: dict[str, float] = {}
+    count, skipped = 0, 0
+    for value in np.unique(group):
+        rows = torch.from_numpy(np.flatnonzero(group == value))
+        if len(torch.unique(y[rows])) < 2:
+            skipped += 1
+            continue
+        found = retrieval_metrics(x[rows], y[rows], ks=ks, metric=metric, include=include)
+        n = int(found.pop("num_queries"))
+        found.pop("num_excluded")
+        for name, mean in found.items():
+            sums[name] = sums.get(name, 0.0) + mean * n
+        count += n
+    out = {name: total / max(count, 1) for name, total in sums.items()}
+    return {**out, "num_queries": float(count), "num_groups_skipped": float(skipped)}
 
 
 def per_class_metrics(

@@ -23,6 +23,7 @@ from .margin_softmax import ArcFaceLoss, CosFaceLoss, NormalizedSoftmaxLoss
 from .multi_similarity import MultiSimilarityLoss
 from .npair import NPairLoss
 from .ntxent import NTXentLoss
+from .prototypical import PrototypicalLoss
 from .proxy import ProxyAnchorLoss, ProxyNCALoss
 from .quadruplet import QuadrupletLoss
 from .soft_triple import SoftTripleLoss
@@ -60,6 +61,7 @@ __all__ = [
     "NPairLoss",
     "NTXentLoss",
     "NormalizedSoftmaxLoss",
+    "PrototypicalLoss",
     "ProxyAnchorLoss",
     "ProxyNCALoss",
     "QuadrupletLoss",

@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from .._atomic import write_text_atomically
 from ..distances import Metric, check_metric
-from ..evaluation import roc_auc
-from . import sections
+from ..evaluation import Episodes, roc_auc
+from . import plots, sections
 from .analysis import (
     EmbeddingSet,
     Projection,
@@ -46,6 +47,7 @@ def build_report(
     ks: Sequence[int] = (1, 2, 4, 8),
     baseline: EmbeddingSet | None = None,
     projection: Projection = "auto",
+    episodes: Episodes | None = None,
 ) -> Path:
     """Write the run report: one self-contained HTML file, every plot an inline PNG.
 
@@ -71,6 +73,9 @@ def build_report(
         ks: the K of Recall@K, each in ``[1, n - 1]``.
         baseline: optional third set (raw inputs) for the results table and Recall@K curve.
         projection: ``"auto"`` (t-SNE up to 3000 items, else PCA), ``"tsne"`` or ``"pca"``.
+        episodes: few-shot episodes over the evaluation items (``sample_episodes``): the report
+            draws the first as images and lists queries the baseline gets wrong and the model
+            right (needs ``after.images``).
 
     Returns:
         The path written.
@@ -98,10 +103,12 @@ def build_report(
         sections.recall(metrics, ks),
         _projection(before, after, labels, names, metric, projection),
         *_query_sections(after, labels, item_names, metric),
+        _fewshot(episodes, after, baseline, metric),
         _table_section("config", config),
         _table_section("environment", environment_info() if environment is None else environment),
     ]
-    anchors = list(sections.SECTIONS.items())
+    anchors = [a for a, html in zip(sections.SECTIONS.items(), body, strict=True) if html]
+    body = [html for html in body if html]
     epochs = sum(1 for r in history if "epoch" in r and r.get("kind") != "step")
     subtitle = (
         f"{len(labels)} evaluation items · {len(np.unique(labels))} unseen classes · "
@@ -212,6 +219,69 @@ def _query_sections(
     return out
 
 
+def _predictions(x: np.ndarray, episodes: Episodes, metric: Metric) -> np.ndarray:
+    """``(episodes, ways, queries)`` predicted way of each query (nearest prototype)."""
+    items = episodes.items
+    shots = episodes.shots
+    space = "cosine" if metric in ("cosine", "dot") else "euclidean"
+    v = torch.as_tensor(np.asarray(x, dtype=np.float64))
+    if space == "cosine":
+        v = torch.nn.functional.normalize(v, dim=1)
+    chunk = v[torch.from_numpy(items)]  # (e, ways, per_class, dim)
+    prototypes = chunk[:, :, :shots].mean(2)
+    query = chunk[:, :, shots:]
+    e, ways, q, dim = query.shape
+    flat = query.reshape(e, ways * q, dim)
+    if space == "cosine":
+        distance = -(flat @ torch.nn.functional.normalize(prototypes, dim=2).transpose(1, 2))
+    else:
+        distance = torch.cdist(flat, prototypes)
+    return distance.argmin(2).reshape(e, ways, q).numpy()
+
+
+def _fewshot(
+    episodes: Episodes | None,
+    after: EmbeddingSet,
+    baseline: EmbeddingSet | None,
+    metric: Metric,
+) -> str | None:
+    if episodes is None or after.images is None:
+        return None
+    truth = np.arange(episodes.items.shape[1])[None, :, None]
+    model_right = _predictions(after.embeddings, episodes, metric) == truth
+    support, query = episodes.items[0, :, 0], episodes.items[0, :, episodes.shots]
+    episode = plots.episode_figure(after.images, support, query, model_right[0, :, 0])
+    counts = (
+        f"{episodes.items.shape[1]}-way {episodes.shots}-shot, episode 1 of "
+        f"{len(episodes.items)}: the model classifies {int(model_right[0].sum())} of "
+        f"{model_right[0].size} queries right ({100 * model_right.mean():.1f} % over all episodes)."
+    )
+    fixed = None
+    if baseline is not None:
+        pixel_way = _predictions(baseline.embeddings, episodes, metric)
+        e, w, q = np.nonzero((pixel_way != truth) & model_right)
+        if len(e):
+            counts += (
+                f" Raw pixels get {100 * (pixel_way == truth).mean():.1f} %; "
+                f"{len(e)} queries are wrong in pixels and right in the model."
+            )
+            labels = as_numpy(after.labels).astype(np.int64)
+            names = _item_names(labels, after.class_names)
+            shots = episodes.shots
+            rows = [
+                (int(episodes.items[a, b, shots + c]),
+                 [int(episodes.items[a, pixel_way[a, b, c], 0]), int(episodes.items[a, b, 0])])
+                for a, b, c in list(zip(e, w, q, strict=True))[:8]
+            ]  # fmt: skip
+            fixed = plots.grid_figure(after.images, rows, labels, names)
+    return sections.fewshot_section(_FEWSHOT_CAPTION, episode, fixed, counts)
+
+
+_FEWSHOT_CAPTION = (
+    "Few-shot recognition of classes never seen in training. Top row: the support item of each "
+    "class of one episode; bottom row: a query of the same class, green when the trained model "
+    "puts it nearest its own class's prototype, red when not."
+)
 _RETRIEVAL_CAPTION = (
     "Eight queries drawn at random (seeded) and their five nearest neighbours after training, "
     "nearest first. Blue: the query; green: a neighbour of the query's class; red: another class. "

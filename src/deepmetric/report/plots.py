@@ -185,6 +185,36 @@ def grid_figure(
         return to_data_uri(fig)
 
 
+def episode_figure(
+    images: np.ndarray, support: np.ndarray, query: np.ndarray, correct: np.ndarray
+) -> str:
+    """One episode as two rows of thumbnails: the support item of each way (top) and a query of
+    the same way under it, bordered green when the model classified it right, red otherwise."""
+    pictures = _rgb(_displayable(images))
+    height, width = pictures.shape[1:3]
+    scale = max(1, 48 // max(height, width))
+    h, w = height * scale, width * scale
+    border = max(2, round(0.08 * max(h, w)))
+    cell_h, cell_w = h + 2 * border, w + 2 * border
+    gap = round(0.15 * cell_w)
+    mosaic = np.ones((2 * cell_h + gap, len(support) * (cell_w + gap), 3))
+    for way, (s_item, q_item) in enumerate(zip(support, query, strict=True)):
+        left = way * (cell_w + gap)
+        for row, item, colour in ((0, s_item, QUERY), (1, q_item, HIT if correct[way] else MISS)):
+            top = row * (cell_h + gap)
+            mosaic[top : top + cell_h, left : left + cell_w] = _hex(colour)
+            thumb = pictures[item].repeat(scale, 0).repeat(scale, 1)
+            mosaic[top + border : top + border + h, left + border : left + border + w] = thumb
+    with rc_context(_STYLE):
+        fig = Figure(
+            figsize=(0.5 * len(support), 0.5 * len(support) * mosaic.shape[0] / mosaic.shape[1])
+        )
+        ax = fig.add_axes((0.0, 0.0, 1.0, 1.0))
+        ax.imshow(mosaic, interpolation="nearest")
+        ax.set_axis_off()
+        return to_data_uri(fig)
+
+
 def _hex(colour: str) -> np.ndarray:
     return np.array([int(colour[i : i + 2], 16) / 255.0 for i in (1, 3, 5)])
 

@@ -24,6 +24,7 @@ SECTIONS = {
     "projection": "Embedding projection",
     "retrieval": "Retrieval examples",
     "worst": "Worst queries",
+    "fewshot": "Few-shot episodes",
     "config": "Configuration",
     "environment": "Environment",
 }
@@ -215,3 +216,16 @@ def queries_section(
         grid = figure(plots.grid_figure(images, rows, labels, item_names), "retrieval grid")
     body = grid + query_table(queries, labels, item_names, "MAP@R")
     return section(anchor, SECTIONS[anchor], caption, body)
+
+
+def fewshot_section(caption: str, episode: str, fixed: str | None, counts: str) -> str:
+    """One episode drawn as images and, when there are any, queries that the baseline gets
+    wrong and the model gets right."""
+    body = text(counts) + figure(episode, "one few-shot episode")
+    if fixed is not None:
+        body += text(
+            "Queries of these episodes that raw pixels get wrong and the trained model gets "
+            "right: the query (blue), the support item nearest in pixel space (red, another "
+            "class), and the one nearest in the learned embedding (green, the query's class)."
+        ) + figure(fixed, "pixels wrong, model right")
+    return section("fewshot", SECTIONS["fewshot"], caption, body)

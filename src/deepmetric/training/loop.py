@@ -25,9 +25,10 @@ import torch
 from torch import Tensor, nn
 
 from ..data import LabeledDataset, build_augmentation
-from ..samplers import MPerClassSampler
+from ..samplers import HierarchicalSampler, MPerClassSampler
 from .batches import (
     check_data,
+    dataset_groups,
     dataset_labels,
     deterministic_algorithms,
     embed_dataset,
@@ -176,9 +177,17 @@ def _setup(
     broadcast_parameters(loss)
     freezing = options.optimizer.freeze_backbone_epochs > 0
     world_size, rank = world()
-    sampler = MPerClassSampler(
-        dataset_labels(train_data, "train_data"), options.m_per_class, options.batch_size,
-        seed=runtime.seed, replacement=True, num_replicas=world_size, rank=rank,
+    if runtime.threads is not None:
+        torch.set_num_threads(runtime.threads)
+    labels = dataset_labels(train_data, "train_data")
+    shared = {"seed": runtime.seed, "replacement": True, "num_replicas": world_size, "rank": rank}
+    sampler = (
+        MPerClassSampler(labels, options.m_per_class, options.batch_size, **shared)
+        if options.group is None or options.classes_per_group is None
+        else HierarchicalSampler(
+            labels, dataset_groups(train_data, options.group), options.m_per_class,
+            options.batch_size, options.classes_per_group, **shared,
+        )
     )  # fmt: skip
     augment: nn.Module = nn.Identity()
     evaluate: nn.Module = nn.Identity()

@@ -183,6 +183,8 @@ class RuntimeOptions:
         log_every: write a step record to the log every this many steps.
         checkpoint_every_steps: also checkpoint every this many steps (besides each epoch's
             end); ``None`` checkpoints at epoch ends only. Needs ``out_dir``.
+        threads: torch's CPU threads for this process (``torch.set_num_threads``); None
+            leaves torch's default (one per core).
         channels_last: train the model's 4-D weights in the channels-last memory layout
             (converted back when training ends). On CPU it makes small conv nets' steps faster
             (conv4 with 32 channels on 28x28 images: about 1.7x) but can slow others down
@@ -198,6 +200,7 @@ class RuntimeOptions:
     log_every: int = 10
     checkpoint_every_steps: int | None = None
     channels_last: bool = False
+    threads: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.device, str) or not self.device:
@@ -214,6 +217,7 @@ class RuntimeOptions:
         _int("runtime.num_workers", self.num_workers, 0)
         _int("runtime.log_every", self.log_every, 1)
         _int("runtime.checkpoint_every_steps", self.checkpoint_every_steps, 1, optional=True)
+        _int("runtime.threads", self.threads, 1, optional=True)
 
 
 _GROUPS: dict[str, type] = {
@@ -232,6 +236,9 @@ class TrainOptions:
         epochs: passes over the training data (one pass = the sampler's epoch).
         batch_size: items per optimiser step on each process.
         m_per_class: items of each class in a batch; ``batch_size`` must be a multiple of it.
+        classes_per_group: hierarchical batches: this many classes from each of several
+            groups per batch (see ``MPerClassSampler``); needs ``group``.
+        group: the ``train_data.extra`` field holding each item's group (e.g. ``"alphabet"``).
         optimizer: see ``OptimizerOptions``.
         schedule: see ``ScheduleOptions``.
         validation: see ``ValidationOptions``.
@@ -253,6 +260,8 @@ class TrainOptions:
     epochs: int = 10
     batch_size: int = 32
     m_per_class: int = 4
+    classes_per_group: int | None = None
+    group: str | None = None
     optimizer: OptimizerOptions = OptimizerOptions()
     schedule: ScheduleOptions = ScheduleOptions()
     validation: ValidationOptions = ValidationOptions()
@@ -267,6 +276,13 @@ class TrainOptions:
             raise ValueError(
                 "batch_size must be a multiple of m_per_class; "
                 f"got batch_size={self.batch_size}, m_per_class={self.m_per_class}"
+            )
+        _int("classes_per_group", self.classes_per_group, 1, optional=True)
+        if (self.classes_per_group is None) != (self.group is None):
+            raise ValueError(
+                "classes_per_group and group go together (set data.group to the field holding "
+                f"the groups); got classes_per_group={self.classes_per_group!r}, "
+                f"group={self.group!r}"
             )
         for name, cls in _GROUPS.items():
             if not isinstance(getattr(self, name), cls):
