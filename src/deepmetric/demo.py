@@ -3,7 +3,7 @@
 The demo is a config run like any other: ``recipes/demo.yaml`` (bundled with the package, and
 written to ``OUT/config.yaml`` by the run) goes through ``deepmetric.config.run_training``, so
 ``deepmetric train OUT/config.yaml`` trains the same model. It learns on 20 alphabets of the
-bundled Omniglot background set and scores the characters of the 10 it never saw: 20-way
+bundled handwritten characters and scores the characters of the 10 it never saw: 20-way
 one-shot episodes within an alphabet, with support and query drawn by different people (Lake et
 al., Science 2015), MAP@R and Recall@1, for the raw pixels, the untrained network and the
 trained one. This module adds only what a person watching needs: progress with an ETA and a

@@ -42,16 +42,15 @@ def threads_option() -> Any:
     """The ``--threads`` option of every command that computes."""
     return typer.Option(
         None, "--threads", min=1,
-        help="CPU threads for torch (default: one per core; 1 when other jobs share the CPU).",
+        help="CPU threads for torch (default: the cores that other processes leave free).",
     )  # fmt: skip
 
 
-def set_threads(threads: int | None) -> None:
-    """``torch.set_num_threads(threads)`` unless None."""
-    if threads is not None:
-        import torch
+def set_threads(threads: int | None) -> int:
+    """Use ``threads`` CPU threads, or as many as the machine has free (``auto_threads``)."""
+    from .._threads import set_threads as apply
 
-        torch.set_num_threads(threads)
+    return apply(threads)
 
 
 def parse_spec(text: str) -> dict[str, Any]:

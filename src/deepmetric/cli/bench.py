@@ -11,7 +11,7 @@ import typer
 from ._common import fail, set_threads, threads_option
 
 # scripts that need a data path argument, or run for hours, are left to be run by hand
-SKIP = ("loss_cases.py", "train_omniglot.py", "omniglot_recipe.py")
+SKIP = ("loss_cases.py", "train_omniglot.py", "unseen_alphabets.py")
 
 
 def scripts(folder: Path) -> list[Path]:

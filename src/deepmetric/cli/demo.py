@@ -6,7 +6,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ._common import guarded, threads_option
+from ._common import guarded, set_threads, threads_option
 
 COLUMNS = ("fewshot_accuracy", "map_at_r", "recall_at_1")
 HEADERS = ("20-way 1-shot", "MAP@R", "R@1")
@@ -35,23 +35,27 @@ def demo(
     overrides: list[str] = typer.Option([], "--set", help="Override a recipe key: key.path=value."),  # noqa: B008
     threads: int | None = threads_option(),
 ) -> None:
-    """Learn on 20 Omniglot alphabets, recognise characters of 10 never seen, one shot each."""
+    """Learn on 20 alphabets of handwritten characters, recognise those of 10 never seen from
+    one drawing each (the bundled recipe, a config run; --set changes it)."""
     from ..demo import ROWS, demo_config, run_demo
 
     extra = [*([f"epochs={epochs}"] if epochs is not None else []), *overrides]
+    count = set_threads(threads)  # recorded in the config, so that it retrains the same model
     config = guarded(
         lambda: demo_config(
-            out_dir=out_dir, seed=seed, threads=threads, report=report, overrides=extra
+            out_dir=out_dir, seed=seed, threads=count, report=report, overrides=extra
         )
     )
     console = Console()
     held_out = config.data.test_groups
+    names = ", ".join(h.split("_(")[0].replace("_", " ") for h in held_out)
     console.print(
-        "deepmetric demo: bundled Omniglot background set (Lake et al. 2015, MIT licence).\n"
-        f"Learns on the other alphabets; {len(held_out)} are never seen in training "
-        f"({', '.join(h.split('_')[0] for h in held_out)}).\n"
+        f"deepmetric demo: the bundled {config.data.train['name']} data set (see README, MIT).\n"
+        f"Learns on its other {config.data.group}s; {len(held_out)} are never seen in training "
+        f"({names}).\n"
         f"Conv-4 network, prototypical loss, {config.epochs} epochs on "
-        f"{config.runtime.device}; scored by {config.evaluation.ways}-way one-shot episodes "
+        f"{config.runtime.device} ({count} threads); scored by "
+        f"{config.evaluation.ways}-way one-shot episodes "
         "within an alphabet (support and query drawn by different people)."
     )
     result = guarded(lambda: run_demo(config, echo=console.print))
@@ -63,12 +67,13 @@ def demo(
     lines = [f"\nrun:    {result.out_dir} (config.yaml, model/, metrics.jsonl)"]
     if result.report is not None:
         lines.append(f"report: {result.report}")
-    spec = "'{name: omniglot, alphabets: [Latin, Korean]}'"
+    spec = f"'{{name: {config.data.train['name']}, alphabets: [{', '.join(held_out[:2])}]}}'"
+    ev = config.evaluation
     lines += [
         f"next:   deepmetric train {result.out_dir}/config.yaml --set output.dir=runs/again",
         f"        deepmetric evaluate {result.out_dir} --data {spec} --protocol fewshot "
-        "--ways 20 --shots 1 --group alphabet --source drawing --metric euclidean",
+        f"--ways {ev.ways} --shots {ev.shots} --queries {ev.queries} --group {ev.group} "
+        f"--source {ev.source} --metric {ev.metric}",
         f"        deepmetric embed {result.out_dir} --data {spec} --out embeddings.npz",
-        "        deepmetric train configs/omniglot.yaml   # the full recipe, all 30 alphabets",
     ]
     typer.echo("\n".join(lines))

@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 import yaml
 
-from ._common import guarded, threads_option
+from ._common import guarded, set_threads, threads_option
 
 
 def train(
@@ -24,12 +24,13 @@ def train(
     """Train a model; writes config.yaml, checkpoints/, metrics.jsonl, model/ and report.html."""
     from ..config import load_config, run_training
 
-    if threads is not None:
-        overrides = [*overrides, f"runtime.threads={threads}"]
     cfg = guarded(lambda: load_config(config, overrides))
     if print_config:
         typer.echo(yaml.safe_dump(cfg.to_dict(), sort_keys=False), nl=False)
         return
+    if threads is not None or cfg.runtime.threads is None:  # record what the run uses
+        count = set_threads(threads)
+        cfg = guarded(lambda: load_config(config, [*overrides, f"runtime.threads={count}"]))
     typer.echo(f"training {config} -> {cfg.output.dir}", err=True)
     try:
         outcome = guarded(lambda: run_training(cfg, resume=resume))

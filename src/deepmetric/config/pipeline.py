@@ -133,7 +133,7 @@ def build_data(config: RunConfig) -> RunData:
     if spec.rotate_classes:
         if not isinstance(train_data, ArrayDataset):
             raise ConfigError(
-                "data.rotate_classes needs an in-memory image dataset (npz, omniglot, arrays); "
+                "data.rotate_classes needs an in-memory image dataset (npz, arrays, bundled); "
                 f"got {type(train_data).__name__}"
             )
         train_data = with_rotated_classes(train_data)

@@ -7,8 +7,9 @@ Few-shot Learning" (Snell et al., NeurIPS 2017, https://arxiv.org/abs/1703.05175
 the mean episode accuracy with the usual 95% confidence half-width ``1.96 * std / sqrt(episodes)``
 (``std`` with ddof=0).
 
-Two rules make episodes harder and closer to how the field reports Omniglot (Lake et al.,
-"Human-level concept learning through probabilistic program induction", Science 2015):
+Two rules make episodes harder and closer to how the field scores one-shot recognition of
+handwritten characters (Lake et al., "Human-level concept learning through probabilistic
+program induction", Science 2015):
 ``groups`` draws all ``ways`` classes of an episode from one group (one alphabet: within-alphabet
 20-way one-shot), and ``sources`` takes the support items of an episode from one source and its
 queries from others (one drawer draws the support set, another the queries). Episodes are fixed

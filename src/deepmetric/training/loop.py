@@ -180,7 +180,8 @@ def _setup(
     if runtime.threads is not None:
         torch.set_num_threads(runtime.threads)
     labels = dataset_labels(train_data, "train_data")
-    shared = {"seed": runtime.seed, "replacement": True, "num_replicas": world_size, "rank": rank}
+    shared: dict[str, Any] = {"seed": runtime.seed, "replacement": True, "rank": rank}
+    shared["num_replicas"] = world_size
     sampler = (
         MPerClassSampler(labels, options.m_per_class, options.batch_size, **shared)
         if options.group is None or options.classes_per_group is None

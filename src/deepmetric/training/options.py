@@ -184,7 +184,8 @@ class RuntimeOptions:
         checkpoint_every_steps: also checkpoint every this many steps (besides each epoch's
             end); ``None`` checkpoints at epoch ends only. Needs ``out_dir``.
         threads: torch's CPU threads for this process (``torch.set_num_threads``); None
-            leaves torch's default (one per core).
+            leaves the process's setting (the command line sets the cores that other processes
+            leave free, and records the count here).
         channels_last: train the model's 4-D weights in the channels-last memory layout
             (converted back when training ends). On CPU it makes small conv nets' steps faster
             (conv4 with 32 channels on 28x28 images: about 1.7x) but can slow others down

@@ -1,6 +1,6 @@
 """The few-shot recipe on alphabets never seen in training: folds of the bundled background set.
 
-    python bench/omniglot_recipe.py [--config configs/omniglot.yaml] [--folds 0,1,2,3,4]
+    python bench/unseen_alphabets.py [--config configs/omniglot.yaml] [--folds 0,1,2,3,4]
         [--threads 2] [--label NAME] [--set key=value ...] [--results FILE] [--table]
 
 The 30 background alphabets, in the bundled file's order, make 5 folds of 6: each run trains the
@@ -8,11 +8,11 @@ recipe on the other 24 and scores the 6 held out (within-alphabet 20-way one-sho
 support and query by different drawers, MAP@R, Recall@1), next to raw pixels and the untrained
 network (``output.baselines``). The recipe's own test set (Omniglot's evaluation alphabets, not
 bundled) is replaced by the fold. Each run appends one JSON line to ``--results`` (default
-``runs/omniglot_recipe.jsonl``) under ``--label``; ``--table`` prints the mean and spread over the
+``runs/unseen_alphabets.jsonl``) under ``--label``; ``--table`` prints the mean and spread over the
 folds of every label found there, so an ablation is one call per variant::
 
-    python bench/omniglot_recipe.py --label "no rotations" --set data.rotate_classes=false
-    python bench/omniglot_recipe.py --table
+    python bench/unseen_alphabets.py --label "no rotations" --set data.rotate_classes=false
+    python bench/unseen_alphabets.py --table
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def run_fold(config: Path, fold: int, threads: int, overrides: list[str]) -> dic
     sets = [
         "data.test=null",
         f"data.test_groups=[{', '.join(held)}]",
-        f"output.dir=runs/omniglot_recipe/fold{fold}",
+        f"output.dir=runs/unseen_alphabets/fold{fold}",
         "output.report=false",
         "output.baselines=true",
         "runtime.progress=false",
@@ -90,7 +90,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--label", default="recipe")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
-    parser.add_argument("--results", type=Path, default=Path("runs/omniglot_recipe.jsonl"))
+    parser.add_argument("--results", type=Path, default=Path("runs/unseen_alphabets.jsonl"))
     parser.add_argument("--table", action="store_true", help="only print the table")
     args = parser.parse_args()
     if not args.table:
