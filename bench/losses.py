@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from loss_cases import CASES  # noqa: E402
+from _loss_cases import CASES  # noqa: E402
 
 PER_CLASS = 8
 LIMIT_BYTES = 16 << 30

@@ -12,6 +12,8 @@ triplet violation rate, mean pairwise cosine and effective rank of the training 
 held-out MAP@R and P@1, seconds) and the final numbers (the model keeps its best epoch).
 """
 
+# bench: by hand (needs a data path, or runs for hours)
+
 from __future__ import annotations
 
 import argparse

@@ -15,6 +15,8 @@ folds of every label found there, so an ablation is one call per variant::
     python bench/unseen_alphabets.py --table
 """
 
+# bench: by hand (needs a data path, or runs for hours)
+
 from __future__ import annotations
 
 import argparse

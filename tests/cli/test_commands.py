@@ -146,6 +146,8 @@ def test_label_pairs_are_same_and_different_class() -> None:
 def test_bench_lists_runs_and_rejects_unknown_names(tmp_path: Path) -> None:
     (tmp_path / "fast.py").write_text("print('fast ran')\n", encoding="utf-8")
     (tmp_path / "broken.py").write_text("raise SystemExit(3)\n", encoding="utf-8")
+    (tmp_path / "slow.py").write_text("# bench: by hand\nraise SystemExit(4)\n", encoding="utf-8")
+    (tmp_path / "_helper.py").write_text("raise SystemExit(5)\n", encoding="utf-8")
     listed = runner.invoke(app, ["bench", "--dir", str(tmp_path), "--list"])
     assert listed.exit_code == 0 and listed.output.split() == ["broken", "fast"]
     ran = runner.invoke(app, ["bench", "--dir", str(tmp_path), "--only", "fast"])

@@ -105,3 +105,26 @@ def test_the_default_demo_recognises_unseen_alphabets_50_points_above_pixels(
     trained, pixels = table[ROWS[2]], table[ROWS[0]]
     assert trained["fewshot_accuracy"] >= pixels["fewshot_accuracy"] + 0.50
     assert trained["map_at_r"] > table[ROWS[1]]["map_at_r"] + 0.2
+
+
+def test_evaluate_scores_the_same_episodes_from_a_file(
+    demo_run: tuple[str, Path], tmp_path: Path
+) -> None:
+    _, out = demo_run
+    file = tmp_path / "episodes.npz"
+    args = [
+        "evaluate", str(out), "--data", "{name: omniglot, alphabets: [Korean]}", "--protocol",
+        "fewshot", "--ways", "20", "--shots", "1", "--queries", "1", "--episodes", "40",
+        "--group", "alphabet", "--source", "drawing", "--metric", "euclidean",
+        "--episodes-file", str(file), "--json", "--threads", "1",
+    ]  # fmt: skip
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 0, first.output and file.is_file()
+    again = CliRunner().invoke(app, args)  # now reads the file
+    scores = [json.loads(r.output[r.output.index("{") :]) for r in (first, again)]
+    assert scores[0] == scores[1]
+    saved = json.loads((out / "test_metrics.json").read_text())
+    assert scores[0]["fewshot_accuracy"] == pytest.approx(saved["fewshot_accuracy"])
+    other = [*args[:3], "{name: omniglot, alphabets: [Latin]}", *args[4:]]
+    refused = CliRunner().invoke(app, other)
+    assert refused.exit_code == 2 and "drawn from other labels" in refused.output

@@ -10,14 +10,16 @@ import typer
 
 from ._common import fail, set_threads, threads_option
 
-# scripts that need a data path argument, or run for hours, are left to be run by hand
-SKIP = ("loss_cases.py", "train_omniglot.py", "unseen_alphabets.py")
+# a script that needs a data path or runs for hours says so in a line of its own
+BY_HAND = "# bench: by hand"
 
 
 def scripts(folder: Path) -> list[Path]:
-    """The runnable benchmark scripts in ``folder``, sorted."""
+    """The benchmark scripts in ``folder`` that run unattended, sorted (``_*.py`` are helpers)."""
     return sorted(
-        p for p in folder.glob("*.py") if p.name not in SKIP and not p.name.startswith("_")
+        p
+        for p in folder.glob("*.py")
+        if not p.name.startswith("_") and BY_HAND not in p.read_text(encoding="utf-8")
     )
 
 
