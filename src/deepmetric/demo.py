@@ -62,33 +62,27 @@ def demo_config(
 class ProgressLine:
     """A callback that reports about ten times an epoch: epoch, step, loss, elapsed, ETA."""
 
-    def __init__(self, steps_per_epoch: int, epochs: int, echo: Callable[[str], None]) -> None:
-        self.total, self.epochs, self.echo = steps_per_epoch * epochs, epochs, echo
-        self.every = max(1, steps_per_epoch // 10)
+    def __init__(self, epochs: int, echo: Callable[[str], None]) -> None:
+        self.epochs, self.echo = epochs, echo
         self.start = time.perf_counter()
 
     def __call__(self, state: State) -> None:
-        if state.epoch_end or state.step % self.every:
+        per_epoch = state.steps_per_epoch
+        if state.epoch_end or state.step % max(1, per_epoch // 10):
             return
+        total = per_epoch * self.epochs
         elapsed = time.perf_counter() - self.start
-        eta = elapsed / state.step * (self.total - state.step)
+        eta = elapsed / state.step * (total - state.step)
         self.echo(
-            f"epoch {state.epoch + 1}/{self.epochs}  step {state.step}/{self.total}  "
+            f"epoch {state.epoch + 1}/{self.epochs}  step {state.step}/{total}  "
             f"loss {state.loss:.3f}  {elapsed:.0f} s  ETA {eta:.0f} s"
         )
 
 
 def run_demo(config: RunConfig, *, echo: Callable[[str], None] | None = None) -> DemoResult:
     """Train and score ``config`` (see :func:`demo_config`); ``echo`` receives progress."""
-    from .config import build_data
-    from .samplers import MPerClassSampler
-
     start = time.perf_counter()
-    callbacks = []
-    if echo is not None:
-        labels = build_data(config).train.labels
-        steps = len(MPerClassSampler(labels, config.sampler.m_per_class, config.sampler.batch_size))
-        callbacks.append(ProgressLine(steps, config.epochs, echo))
+    callbacks = [] if echo is None else [ProgressLine(config.epochs, echo)]
     outcome = run_training(config, callbacks=callbacks)
     table = {
         ROWS[0]: outcome.baselines["raw inputs"],

@@ -80,15 +80,6 @@ def _held_out(data: LabeledDataset, classes: Sequence[str]) -> np.ndarray:
     return np.isin(data.labels, ids)
 
 
-def _groups_of(data: LabeledDataset, field: str, where: str) -> np.ndarray:
-    if field not in data.extra:
-        raise ConfigError(
-            f"data.group: {field!r} is not a field of {where} (its fields: "
-            f"{', '.join(data.extra) or 'none'})"
-        )
-    return np.asarray(data.extra[field]).astype(str)
-
-
 def _held_out_groups(groups: np.ndarray, names: Sequence[str]) -> np.ndarray:
     known = sorted(set(groups.tolist()))
     missing = [g for g in names if g not in known]
@@ -105,7 +96,7 @@ def build_data(config: RunConfig) -> RunData:
     splits; see ``DataConfig``."""
     spec = config.data
     full = build_dataset(spec.train)
-    groups = None if spec.group is None else _groups_of(full, spec.group, "data.train")
+    groups = None if spec.group is None else full.field(spec.group, "data.group").astype(str)
     if spec.test is not None:
         train_data, test = full, build_dataset(spec.test)
     else:
@@ -127,7 +118,7 @@ def build_data(config: RunConfig) -> RunData:
     elif spec.validation == "split":
         by = train_data.labels
         if spec.group is not None:
-            by = _groups_of(train_data, spec.group, "data.train")
+            by = train_data.field(spec.group, "data.group").astype(str)
         keep, held = class_disjoint_split(by, spec.val_fraction, spec.split_seed)
         train_data, val = train_data.subset(keep), train_data.subset(held)
     if spec.rotate_classes:

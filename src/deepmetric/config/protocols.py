@@ -40,24 +40,16 @@ def _flag(data: LabeledDataset, key: str) -> np.ndarray | None:
     return None if value is None else np.asarray(value, dtype=bool)
 
 
-def extra_field(data: LabeledDataset, field: str | None, what: str) -> np.ndarray | None:
-    """``data.extra[field]`` (None for no field), or a ConfigError naming the fields."""
-    if field is None:
-        return None
-    if field not in data.extra:
-        raise ConfigError(
-            f"evaluation.{what}: {field!r} is not a field of the dataset (its fields: "
-            f"{', '.join(data.extra) or 'none'})"
-        )
-    return np.asarray(data.extra[field])
+def _field(data: LabeledDataset, name: str | None, what: str) -> np.ndarray | None:
+    return None if name is None else data.field(name, f"evaluation.{what}")
 
 
 def episodes_of(data: LabeledDataset, ev: EvaluationConfig, seed: int = 0) -> Episodes:
     """The few-shot episodes of ``ev`` over ``data`` (seeded: the same every call)."""
     return sample_episodes(
         data.labels, ways=ev.ways, shots=ev.shots, queries=ev.queries, episodes=ev.episodes,
-        seed=seed, groups=extra_field(data, ev.group, "group"),
-        sources=extra_field(data, ev.source, "source"),
+        seed=seed, groups=_field(data, ev.group, "group"),
+        sources=_field(data, ev.source, "source"),
     )  # fmt: skip
 
 
@@ -80,7 +72,7 @@ def _retrieval(x: Tensor, data: LabeledDataset, ev: EvaluationConfig) -> dict[st
     query, gallery = _flag(data, "is_query"), _flag(data, "is_gallery")
     if query is None or gallery is None:
         found = retrieval_metrics(x, labels, ks=ev.ks, metric=ev.metric)
-        groups = extra_field(data, ev.group, "group")
+        groups = _field(data, ev.group, "group")
         if groups is not None:
             within = grouped_retrieval_metrics(x, labels, groups, ks=ev.ks, metric=ev.metric)
             found.update({f"group_{k}": v for k, v in within.items()})
@@ -172,14 +164,7 @@ def _evaluate(
     if protocol == "clustering":
         return clustering_metrics(x.numpy(), data.labels, metric=space)
     if protocol == "fewshot":
-        found = fewshot_accuracy(
-            x, data.labels, episodes=episodes_of(data, evaluation), metric=space
-        )
-        return {
-            "fewshot_accuracy": found.accuracy,
-            "fewshot_ci95": found.ci95,
-            "fewshot_episodes": float(found.episodes),
-        }
+        return fewshot_scores(x, data, episodes_of(data, evaluation), evaluation.metric)
     if protocol == "reid":
         return _reid(x, data, evaluation)
     rows, same = pairs if pairs is not None else label_pairs(data.labels)

@@ -87,6 +87,21 @@ class LabeledDataset(Dataset[tuple[Tensor, int]]):
             raise NotImplementedError(f"{type(self).__name__} has no files; override load_input")
         return load_image(self.paths[index], image_size=self.image_size, channels=self.channels)
 
+    def field(self, name: str, where: str) -> np.ndarray:
+        """The per-item ``extra[name]``, or a ValueError naming ``where`` and the fields there are.
+
+        Example:
+            >>> LabeledDataset(np.array([0]), ["a"], extra={"group": np.array(["g"])}).field(
+            ...     "group", "data.group").tolist()
+            ['g']
+        """
+        if name not in self.extra:
+            fields = ", ".join(self.extra) or "none"
+            raise ValueError(
+                f"{where}: {name!r} is not a field of the dataset (its fields: {fields})"
+            )
+        return self.extra[name]
+
     @property
     def num_classes(self) -> int:
         """The number of classes, ``len(class_names)``."""

@@ -264,20 +264,20 @@ def _check_embeddings(embeddings: Any, n: int) -> Tensor:
     return x
 
 
-def episode_accuracies(
+def episode_predictions(
     embeddings: Any, episodes: Episodes, *, shots: int, metric: Literal["euclidean", "cosine"]
-) -> np.ndarray[Any, np.dtype[np.float64]]:
-    """Nearest-prototype accuracy of each episode: ``(episodes,)``; ties go to the lower way."""
+) -> Tensor:
+    """``(episodes, ways * queries)``: the way whose prototype is nearest to each query, queries
+    grouped by their true way (``w`` for ``[w * queries, (w + 1) * queries)``); ties go to the
+    lower way."""
     if metric not in ("euclidean", "cosine"):
         raise ValueError(f"metric must be 'euclidean' or 'cosine'; got {metric!r}")
     x = _check_embeddings(embeddings, -1)
     if x.shape[0] <= episodes.items.max():
         raise ValueError(f"embeddings has {x.shape[0]} rows; episodes index {episodes.items.max()}")
     items = torch.from_numpy(episodes.items)
-    num, ways, per_class = items.shape
-    truth = torch.arange(ways).repeat_interleave(per_class - shots)  # (ways * queries,)
-    accuracies = []
-    for start in range(0, num, _EPISODE_CHUNK):
+    predicted = []
+    for start in range(0, len(items), _EPISODE_CHUNK):
         chunk = x[items[start : start + _EPISODE_CHUNK]]  # (b, ways, shots + queries, dim)
         prototypes = chunk[:, :, :shots].mean(2)  # (b, ways, dim)
         query = chunk[:, :, shots:].flatten(1, 2)  # (b, ways * queries, dim), grouped by way
@@ -285,9 +285,18 @@ def episode_accuracies(
             score = -normalize_rows(query) @ normalize_rows(prototypes).transpose(1, 2)
         else:
             score = torch.cdist(query, prototypes)
-        predicted = score.argmin(2)  # (b, ways * queries)
-        accuracies.append((predicted == truth).double().mean(1))
-    return torch.cat(accuracies).numpy()
+        predicted.append(score.argmin(2))
+    return torch.cat(predicted)
+
+
+def episode_accuracies(
+    embeddings: Any, episodes: Episodes, *, shots: int, metric: Literal["euclidean", "cosine"]
+) -> np.ndarray[Any, np.dtype[np.float64]]:
+    """Nearest-prototype accuracy of each episode: ``(episodes,)``; ties go to the lower way."""
+    predicted = episode_predictions(embeddings, episodes, shots=shots, metric=metric)
+    _, ways, per_class = episodes.items.shape
+    truth = torch.arange(ways).repeat_interleave(per_class - shots)  # (ways * queries,)
+    return (predicted == truth).double().mean(1).numpy()
 
 
 def fewshot_accuracy(

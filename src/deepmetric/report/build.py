@@ -14,6 +14,7 @@ import torch
 from .._atomic import write_text_atomically
 from ..distances import Metric, check_metric
 from ..evaluation import Episodes, roc_auc
+from ..evaluation.fewshot import episode_predictions
 from . import plots, sections
 from .analysis import (
     EmbeddingSet,
@@ -220,22 +221,12 @@ def _query_sections(
 
 def _predictions(x: Any, episodes: Episodes, metric: Metric) -> np.ndarray:
     """``(episodes, ways, queries)`` predicted way of each query (nearest prototype)."""
-    items = episodes.items
-    shots = episodes.shots
     space = "cosine" if metric in ("cosine", "dot") else "euclidean"
-    v = torch.as_tensor(np.asarray(x, dtype=np.float64))
-    if space == "cosine":
-        v = torch.nn.functional.normalize(v, dim=1)
-    chunk = v[torch.from_numpy(items)]  # (e, ways, per_class, dim)
-    prototypes = chunk[:, :, :shots].mean(2)
-    query = chunk[:, :, shots:]
-    e, ways, q, dim = query.shape
-    flat = query.reshape(e, ways * q, dim)
-    if space == "cosine":
-        distance = -(flat @ torch.nn.functional.normalize(prototypes, dim=2).transpose(1, 2))
-    else:
-        distance = torch.cdist(flat, prototypes)
-    return distance.argmin(2).reshape(e, ways, q).numpy()
+    found = episode_predictions(
+        torch.as_tensor(np.asarray(x, dtype=np.float64)), episodes, shots=episodes.shots,
+        metric=space,  # type: ignore[arg-type]
+    )  # fmt: skip
+    return found.reshape(episodes.items.shape[0], episodes.items.shape[1], -1).numpy()
 
 
 def _fewshot(

@@ -36,17 +36,6 @@ def dataset_labels(data: Any, name: str) -> np.ndarray:
     return array.astype(np.int64)
 
 
-def dataset_groups(data: Any, field: str) -> np.ndarray:
-    """``data.extra[field]``, each item's group, or a ValueError naming the fields there are."""
-    extra = getattr(data, "extra", {})
-    if field not in extra:
-        raise ValueError(
-            f"group {field!r} is not a field of train_data (its fields: "
-            f"{', '.join(extra) or 'none'}); set data.group to one of them"
-        )
-    return np.asarray(extra[field])
-
-
 def check_data(train_data: Any, val_data: Any, options: TrainOptions) -> None:
     """Fail early on data that cannot be trained or validated on, naming the argument."""
     labels = dataset_labels(train_data, "train_data")

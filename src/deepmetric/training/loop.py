@@ -28,7 +28,6 @@ from ..data import LabeledDataset, build_augmentation
 from ..samplers import HierarchicalSampler, MPerClassSampler
 from .batches import (
     check_data,
-    dataset_groups,
     dataset_labels,
     deterministic_algorithms,
     embed_dataset,
@@ -176,17 +175,16 @@ def _setup(
     loss.to(device)
     broadcast_parameters(loss)
     freezing = options.optimizer.freeze_backbone_epochs > 0
-    world_size, rank = world()
+    reps, rank = world()
     if runtime.threads is not None:
         torch.set_num_threads(runtime.threads)
     labels = dataset_labels(train_data, "train_data")
-    shared: dict[str, Any] = {"seed": runtime.seed, "replacement": True, "rank": rank}
-    shared["num_replicas"] = world_size
+    shared: dict[str, Any] = dict(seed=runtime.seed, replacement=True, num_replicas=reps, rank=rank)
     sampler = (
         MPerClassSampler(labels, options.m_per_class, options.batch_size, **shared)
         if options.group is None or options.classes_per_group is None
         else HierarchicalSampler(
-            labels, dataset_groups(train_data, options.group), options.m_per_class,
+            labels, train_data.field(options.group, "group"), options.m_per_class,
             options.batch_size, options.classes_per_group, **shared,
         )
     )  # fmt: skip
@@ -229,6 +227,7 @@ def _epoch_batches(run: _Run, data: LabeledDataset, epoch: int) -> Iterator[tupl
     state, options = run.state, run.options
     if state.epoch != epoch or state.batch_in_epoch == 0:
         state.epoch, state.batch_in_epoch = epoch, 0
+        state.steps_per_epoch = len(run.sampler)
         run.monitor.reset()
         run.totals = {"loss": 0.0, "data_time": 0.0, "step_time": 0.0, "start": time.time()}
     if options.optimizer.freeze_backbone_epochs and hasattr(run.model, "freeze_backbone"):

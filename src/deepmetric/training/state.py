@@ -18,6 +18,7 @@ class State:
         epoch: the current epoch (0-based); after an epoch ends, the next one.
         step: optimiser steps done since the start of the run.
         batch_in_epoch: batches done in the current epoch.
+        steps_per_epoch: batches in an epoch on this process (0 before the first one).
         loss: the last step's loss (the global batch's, on every rank).
         lr: the model's learning rate at the last step.
         epoch_end: True when the callback is called at the end of an epoch.
@@ -32,6 +33,7 @@ class State:
     epoch: int = 0
     step: int = 0
     batch_in_epoch: int = 0
+    steps_per_epoch: int = 0
     loss: float = math.nan
     lr: float = math.nan
     epoch_end: bool = False
