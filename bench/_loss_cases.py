@@ -19,7 +19,7 @@ from pytorch_metric_learning import reducers as R
 from torch import Tensor
 
 from deepmetric import losses, miners
-from deepmetric.indices import Pairs
+from deepmetric.tuples import Pairs
 
 Step = Callable[[Tensor, Tensor], Tensor]
 Factory = Callable[[int, int], Step]

@@ -6,10 +6,9 @@ Subpackages: ``distances``, ``losses``, ``miners``, ``samplers``, ``data``, ``mo
 """
 
 from . import distances, losses, miners, samplers
-from .indices import Pairs, Triplets
+from ._version import __version__
 from .models import load_model
-
-__version__ = "0.1.0"
+from .tuples import Pairs, Triplets
 
 __all__ = [
     "Pairs",

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from deepmetric.evaluation import knn
-from deepmetric.evaluation.knn import exact_knn
+from deepmetric.search.neighbors import exact_knn
 from tests.reference.retrieval import naive_ranking
 
 METRICS = ["cosine", "dot", "euclidean", "squared_euclidean"]

@@ -16,11 +16,10 @@ from deepmetric.evaluation.verification import (
     equal_error_rate,
     kfold_accuracy,
     roc_auc,
-    roc_curve,
     tar_at_far,
-    threshold_at_far,
     verification_metrics,
 )
+from deepmetric.roc import roc_curve, threshold_at_far
 
 
 def pairs(n: int, seed: int, tied: bool) -> tuple[np.ndarray, np.ndarray]:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from deepmetric.index import ExactIndex, Index, auto_factory
-from deepmetric.index.vectors import FLAT_BELOW
+from deepmetric.search.faiss import FLAT_BELOW
 
 METRICS = ("cosine", "euclidean")
 

@@ -15,13 +15,13 @@ from pytorch_metric_learning import losses as pml_losses
 from pytorch_metric_learning import reducers
 from torch import Tensor, nn
 
-from deepmetric.indices import Pairs, Triplets, all_pairs, all_triplets
 from deepmetric.losses.angular import AngularLoss
 from deepmetric.losses.circle import CircleLoss
 from deepmetric.losses.lifted import LiftedStructureLoss
 from deepmetric.losses.margin import MarginLoss
 from deepmetric.losses.multi_similarity import MultiSimilarityLoss
 from deepmetric.losses.npair import NPairLoss
+from deepmetric.tuples import Pairs, Triplets, all_pairs, all_triplets
 from tests.helpers import assert_same_value_and_grad, batch
 from tests.reference import pair_losses as ref
 

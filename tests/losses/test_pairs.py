@@ -9,7 +9,7 @@ from pytorch_metric_learning import losses as pml_losses
 from pytorch_metric_learning import reducers
 
 from deepmetric import losses
-from deepmetric.indices import Triplets, all_triplets
+from deepmetric.tuples import Triplets, all_triplets
 from tests.helpers import assert_same_value_and_grad, batch
 from tests.reference import pairs as ref
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from deepmetric.indices import Pairs
 from deepmetric.losses import PrototypicalLoss
+from deepmetric.tuples import Pairs
 from tests.helpers import assert_same_value_and_grad, batch
 from tests.reference import ssl_losses as ref
 

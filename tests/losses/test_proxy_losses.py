@@ -14,7 +14,6 @@ from pytorch_metric_learning import reducers
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from deepmetric.indices import Pairs, Triplets, all_triplets
 from deepmetric.losses._common import LOSSES
 from deepmetric.losses.center import CenterLoss
 from deepmetric.losses.margin_softmax import (
@@ -25,6 +24,7 @@ from deepmetric.losses.margin_softmax import (
 )
 from deepmetric.losses.proxy import ProxyAnchorLoss, ProxyNCALoss
 from deepmetric.losses.soft_triple import SoftTripleLoss
+from deepmetric.tuples import Pairs, Triplets, all_triplets
 from tests.helpers import assert_same_value_and_grad, batch
 from tests.reference import proxy_losses as ref
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from deepmetric.indices import Triplets, all_pairs, all_triplets
 from deepmetric.losses.quadruplet import QuadrupletLoss
 from deepmetric.losses.triplet import TripletMarginLoss
+from deepmetric.tuples import Triplets, all_pairs, all_triplets
 from tests.helpers import assert_same_value_and_grad, batch, value_and_grad
 from tests.reference import ssl_losses as ref
 

@@ -11,9 +11,9 @@ from pytorch_metric_learning import distances as pml_dist
 from pytorch_metric_learning import losses as pml_losses
 from pytorch_metric_learning import reducers
 
-from deepmetric.indices import Pairs, all_pairs, all_triplets
 from deepmetric.losses.ntxent import NTXentLoss
 from deepmetric.losses.supcon import SupConLoss
+from deepmetric.tuples import Pairs, all_pairs, all_triplets
 from tests.helpers import assert_same_value_and_grad, batch, value_and_grad
 from tests.reference import ssl_losses as ref
 

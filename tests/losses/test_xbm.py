@@ -6,11 +6,11 @@ import pytest
 import torch
 from torch import nn
 
-from deepmetric.indices import all_triplets
 from deepmetric.losses.contrastive import ContrastiveLoss
 from deepmetric.losses.ntxent import NTXentLoss
 from deepmetric.losses.triplet import TripletMarginLoss
 from deepmetric.losses.xbm import CrossBatchMemory
+from deepmetric.tuples import all_triplets
 from tests.helpers import batch, value_and_grad
 from tests.reference import ssl_losses as ref
 

@@ -10,7 +10,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from deepmetric import miners
-from deepmetric.indices import Pairs, Triplets
 from deepmetric.losses.contrastive import ContrastiveLoss
 from deepmetric.losses.triplet import TripletMarginLoss
 from deepmetric.miners.batch_hard import BatchHardMiner
@@ -18,6 +17,7 @@ from deepmetric.miners.exhaustive import AllMiner
 from deepmetric.miners.multi_similarity import MultiSimilarityMiner
 from deepmetric.miners.pair_margin import PairMarginMiner
 from deepmetric.miners.triplet_margin import HardNegativeMiner, SemiHardMiner
+from deepmetric.tuples import Pairs, Triplets
 from tests.helpers import batch
 from tests.miners.util import assert_int64
 

@@ -9,11 +9,11 @@ from pytorch_metric_learning.miners import distance_weighted_miner as pml_dw
 from scipy import stats
 
 from deepmetric.distances import euclidean_distance
-from deepmetric.losses._common import label_masks
 from deepmetric.miners.distance_weighted import (
     DistanceWeightedMiner,
     distance_weighted_probabilities,
 )
+from deepmetric.tuples import label_masks
 from tests.helpers import batch
 from tests.miners.util import assert_int64, rows
 from tests.reference import miners as ref

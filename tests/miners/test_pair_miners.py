@@ -6,10 +6,10 @@ import pytest
 from pytorch_metric_learning import miners as pml_miners
 from pytorch_metric_learning.utils import loss_and_miner_utils as lmu
 
-from deepmetric.indices import Pairs
 from deepmetric.miners.exhaustive import AllMiner
 from deepmetric.miners.multi_similarity import MultiSimilarityMiner
 from deepmetric.miners.pair_margin import PairMarginMiner
+from deepmetric.tuples import Pairs
 from tests.helpers import batch
 from tests.miners.util import METRICS, PML_DIST, assert_int64, pair_lists
 from tests.reference import miners as ref

@@ -6,11 +6,11 @@ import pytest
 import torch
 from pytorch_metric_learning import miners as pml_miners
 
-from deepmetric.indices import Triplets
 from deepmetric.miners import _common as miner_common
 from deepmetric.miners.batch_hard import BatchHardMiner
 from deepmetric.miners.exhaustive import AllMiner
 from deepmetric.miners.triplet_margin import HardNegativeMiner, SemiHardMiner
+from deepmetric.tuples import Triplets
 from tests.helpers import batch
 from tests.miners.util import METRICS, PML_DIST, assert_int64, triples
 from tests.reference import miners as ref

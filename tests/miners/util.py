@@ -8,7 +8,7 @@ import torch
 from pytorch_metric_learning import distances as pml_dist
 from torch import Tensor
 
-from deepmetric.indices import Pairs, Triplets
+from deepmetric.tuples import Pairs, Triplets
 
 METRICS = ["euclidean", "squared_euclidean", "cosine", "dot"]
 PML_DIST = {

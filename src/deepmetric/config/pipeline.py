@@ -40,8 +40,8 @@ from ..data import (
     with_rotated_classes,
 )
 from ..models import Embedder, check_preprocessing, load_pretrained
+from ..models.embed import embed
 from ..training import Callback, TrainResult, read_jsonl, train
-from ..training.batches import embed_dataset
 from .protocols import episodes_of, evaluate_embeddings
 from .schema import ConfigError, RunConfig, save_config
 
@@ -224,14 +224,13 @@ def eval_transform(augmentation: Mapping[str, Any] | None) -> nn.Module:
 
 def embed_test(model: nn.Module, data: LabeledDataset, config: RunConfig) -> Tensor:
     """``(len(data), dim)`` embeddings of ``data`` through the eval pipeline, on the model's
-    device, with the helper validation uses (``deepmetric.training.batches.embed_dataset``)."""
+    device, as validation embeds (``deepmetric.models.embed``)."""
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
-    return embed_dataset(
+    return embed(
         model,
         data,
         transform=eval_transform(config.augmentation).to(device),
-        device=device,
         batch_size=config.evaluation.batch_size,
         num_workers=config.runtime.num_workers,
     )

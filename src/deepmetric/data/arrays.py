@@ -99,6 +99,14 @@ class ArrayDataset(LabeledDataset):
             )[0].clamp_(0.0, 1.0)
         return item
 
+    def load_batch(self, index: Tensor) -> Tensor | None:
+        """The inputs of items ``index`` stacked as ``load_input`` gives them one at a time, in
+        one indexing step; ``None`` when images are resized (then load them one by one)."""
+        if self.image_size is not None and self.inputs.dim() != 2:
+            return None
+        batch = self.inputs[index]
+        return batch.to(torch.float32) / 255.0 if batch.dtype == torch.uint8 else batch
+
     def _take_inputs(self, index: np.ndarray) -> None:
         self.inputs = self.inputs[torch.from_numpy(index)]
 

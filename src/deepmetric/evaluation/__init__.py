@@ -1,6 +1,9 @@
 """Evaluation protocols for learned embeddings: exact or faiss kNN, and the metrics of retrieval,
 clustering, verification, re-identification, few-shot recognition and anomaly detection."""
 
+from ..roc import roc_curve, threshold_at_far
+from ..search import knn
+from ..search.neighbors import Neighbors
 from .anomaly import anomaly_metrics, centroid_novelty, detection_metrics, knn_novelty
 from .clustering import clustering_metrics, kmeans_labels, partition_scores
 from .fewshot import (
@@ -11,7 +14,6 @@ from .fewshot import (
     sample_episodes,
     save_episodes,
 )
-from .knn import Neighbors, knn
 from .reid import ReidResult, reid_metrics, reid_metrics_from_distances
 from .retrieval import (
     METRICS,
@@ -24,9 +26,7 @@ from .verification import (
     equal_error_rate,
     kfold_accuracy,
     roc_auc,
-    roc_curve,
     tar_at_far,
-    threshold_at_far,
     verification_metrics,
 )
 

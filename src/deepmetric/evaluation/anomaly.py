@@ -18,8 +18,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .._checks import as_ids
 from ..distances import Metric, check_metric, pairwise
-from .knn import ArrayLike, as_embeddings, as_ids, knn
+from ..search import knn
+from ..search.neighbors import ArrayLike, as_embeddings
 
 Aggregate = Literal["kth", "mean"]
 

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from ..distances import Metric
-from .knn import order_keys, ranking_factors
+from ..search.neighbors import order_keys, ranking_factors
 
 _LOWEST = torch.iinfo(torch.long).min
 

@@ -17,8 +17,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .._checks import as_ids
 from ..distances import Metric, check_metric
-from .knn import ArrayLike, as_embeddings, as_ids, check_groups, knn
+from ..search import knn
+from ..search.neighbors import ArrayLike, as_embeddings, check_groups
 from .ranks import full_ranks
 
 METRICS = ("precision_at_1", "recall_at_k", "r_precision", "map_at_r", "map", "ndcg_at_k", "mrr")

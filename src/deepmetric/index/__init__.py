@@ -1,6 +1,7 @@
 """Search over embeddings: a persistent ``Index`` (faiss vectors + SQLite metadata), the
 ``ExactIndex`` oracle, and an ``Encoder`` that turns images into a model's vectors."""
 
+from ..search.faiss import auto_factory
 from .build import build_index, dataset_spec, index_dataset
 from .calibration import pair_scores
 from .encoder import Encoder
@@ -8,7 +9,6 @@ from .exact import ExactIndex
 from .index import Index
 from .metadata import Item
 from .validation import ModelMismatchError
-from .vectors import auto_factory
 
 __all__ = [
     "Encoder",

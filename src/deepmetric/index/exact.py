@@ -10,8 +10,9 @@ import numpy as np
 import torch
 
 from .._atomic import replace_file_atomically
-from ..evaluation.knn import knn
-from .validation import as_ids, as_matrix
+from .._checks import as_ids
+from ..search import knn
+from .validation import as_matrix
 from .vectors import FloatMatrix, IdArray, IndexMetric
 
 
@@ -48,7 +49,11 @@ class ExactIndex:
         """Append ``vectors: (n, dim)`` under ``ids: (n,)`` (default: after the largest id)."""
         x = torch.from_numpy(as_matrix(vectors, self.dim, "vectors"))
         start = int(self.ids.max()) + 1 if len(self.ids) else 0
-        new = np.arange(start, start + len(x)) if ids is None else as_ids(ids, len(x), "ids")
+        new = (
+            np.arange(start, start + len(x))
+            if ids is None
+            else as_ids(ids, len(x), "ids", distinct=True).cpu().numpy()
+        )
         taken = np.intersect1d(new, self.ids.numpy())
         if len(taken):
             raise ValueError(f"ids already in the index: {taken[:10].tolist()}")
@@ -58,7 +63,9 @@ class ExactIndex:
 
     def remove(self, ids: Any) -> None:
         """Remove the items ``ids``; KeyError naming the ones that are not stored."""
-        targets = torch.from_numpy(as_ids(np.atleast_1d(np.asarray(ids)), None, "ids"))
+        targets = torch.from_numpy(
+            as_ids(np.atleast_1d(np.asarray(ids)), None, "ids", distinct=True).cpu().numpy()
+        )
         missing = targets[~torch.isin(targets, self.ids)]
         if len(missing):
             raise KeyError(f"ids not in the index: {missing[:10].tolist()}")

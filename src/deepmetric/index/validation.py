@@ -40,29 +40,6 @@ def as_matrix(x: Any, dim: int, name: str, *, index_dim: bool = False) -> np.nda
     return out
 
 
-def as_ids(x: Any, n: int | None, name: str) -> np.ndarray:
-    """``x`` as distinct non-negative int64 ids of shape ``(n,)``, or a ValueError.
-
-    Example:
-        >>> as_ids([3, 1], 2, "ids").tolist()
-        [3, 1]
-    """
-    if hasattr(x, "detach"):
-        x = x.detach().cpu().numpy()
-    array = np.asarray(x)
-    if array.ndim != 1 or (n is not None and len(array) != n):
-        want = "(n,)" if n is None else f"({n},)"
-        raise ValueError(f"{name} must have shape {want}; got {array.shape}")
-    if len(array) and not np.issubdtype(array.dtype, np.integer):
-        raise ValueError(f"{name} must hold integers; got dtype {array.dtype}")
-    ids = array.astype(np.int64)
-    if len(ids) and ids.min() < 0:
-        raise ValueError(f"{name} must be >= 0 (-1 is the search sentinel); got {int(ids.min())}")
-    if len(np.unique(ids)) != len(ids):
-        raise ValueError(f"{name} must be distinct; got {len(ids) - len(np.unique(ids))} repeat(s)")
-    return ids
-
-
 def metadata_rows(
     n: int,
     labels: Sequence[str | int | None] | None,

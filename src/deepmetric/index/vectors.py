@@ -14,51 +14,19 @@ and :meth:`VectorStore.compact` rebuilds the graph from the live vectors once to
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
 
+from ..search.faiss import auto_factory, faiss_module, set_search_params
+
 IndexMetric = Literal["cosine", "euclidean"]
 FloatMatrix = np.ndarray[Any, np.dtype[np.float32]]
 IdArray = np.ndarray[Any, np.dtype[np.int64]]
 
-FLAT_BELOW = 20_000
-PQ_FROM = 2_000_000
 TOMBSTONE_SHARE = 0.25
 GROWTH = 4
-_DEFAULT_PARAMS = {"nprobe": 32, "efSearch": 128}
-
-
-def faiss_module() -> Any:
-    """The faiss module, or an ImportError that says how to install it."""
-    try:
-        import faiss
-    except ImportError as err:  # pragma: no cover - faiss-cpu is a dependency
-        raise ImportError("deepmetric.index needs faiss; pip install faiss-cpu") from err
-    return faiss
-
-
-def auto_factory(n: int, dim: int) -> str:
-    """The faiss factory string chosen for ``n`` vectors of width ``dim``.
-
-    Below 20,000 vectors an exact ``Flat`` index; up to 2 million ``IVF{4 sqrt n},Flat``; past
-    that (for an even ``dim``) ``IVF{4 sqrt n},PQ{m}x4fs``, 4-bit fast-scan product
-    quantisation with ``m`` the largest even divisor of ``dim`` up to ``dim / 2``: ``m / 2``
-    bytes per vector instead of ``4 * dim``. (8-bit PQ trains far slower for the same size.)
-
-    Example:
-        >>> auto_factory(1000, 64), auto_factory(100_000, 128), auto_factory(4_000_000, 128)
-        ('Flat', 'IVF1264,Flat', 'IVF8000,PQ64x4fs')
-    """
-    if n < FLAT_BELOW:
-        return "Flat"
-    nlist = int(4 * math.sqrt(n))
-    if n < PQ_FROM or dim % 2 or dim < 4:
-        return f"IVF{nlist},Flat"
-    m = max(d for d in range(2, dim // 2 + 1, 2) if dim % d == 0)
-    return f"IVF{nlist},PQ{m}x4fs"
 
 
 def prepare(vectors: np.ndarray, metric: IndexMetric) -> FloatMatrix:
@@ -140,20 +108,7 @@ class VectorStore:
         index.train(sample[np.sort(picked)])
 
     def _apply_params(self) -> None:
-        space = faiss_module().ParameterSpace()
-        for name, value in _DEFAULT_PARAMS.items():
-            try:
-                space.set_index_parameter(self.index, name, value)
-            except RuntimeError:
-                pass  # this kind of index has no such parameter
-        if self.search_params:
-            try:
-                space.set_index_parameters(self.index, self.search_params)
-            except RuntimeError as err:
-                raise ValueError(
-                    f"search_params {self.search_params!r} do not apply to the index "
-                    f"{self.factory!r}: {err}"
-                ) from None
+        set_search_params(self.index, self.search_params, factory=self.factory)
 
     # -- writes ---------------------------------------------------------------------------------
     def add(self, vectors: FloatMatrix, ids: IdArray) -> IdArray:

@@ -13,8 +13,8 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
-from ..indices import MinedIndices, as_pairs
-from ._common import check_inputs, check_reduction
+from ..tuples import MinedIndices, as_pairs, check_inputs
+from ._common import check_reduction
 
 
 def check_class_loss_params(num_classes: int, embedding_dim: int, reduction: str) -> None:

@@ -1,17 +1,15 @@
-"""What every loss shares: input checks, label masks, the distance convention, reductions and a
-masked log-sum-exp."""
+"""What every loss shares beyond :mod:`deepmetric.tuples`: the registry, reductions, scalar
+checks and a masked log-sum-exp."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, Literal, cast
 
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from ..distances import Metric, check_metric, is_similarity, paired, pairwise
-from ..indices import MinedIndices, as_pairs
 from ..registry import Registry
 
 Reduction = Literal["mean", "sum", "none"]
@@ -30,99 +28,6 @@ def check_positive(name: str, value: float, *, allow_zero: bool = False) -> None
     if not (value >= 0 if allow_zero else value > 0):
         bound = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"{name} must be {bound}; got {value!r}")
-
-
-def _check_pair(emb: Tensor, labels: Tensor, emb_name: str, labels_name: str) -> None:
-    if not isinstance(emb, Tensor) or not emb.is_floating_point():
-        raise ValueError(
-            f"{emb_name} must be a floating-point tensor; got "
-            f"{getattr(emb, 'dtype', type(emb).__name__)}"
-        )
-    if emb.dim() != 2:
-        raise ValueError(f"{emb_name} must be 2-D (batch, dim); got shape {tuple(emb.shape)}")
-    if (
-        not isinstance(labels, Tensor)
-        or labels.is_floating_point()
-        or labels.is_complex()
-        or labels.dtype == torch.bool
-    ):
-        raise ValueError(
-            f"{labels_name} must be an integer tensor (e.g. int64); got "
-            f"{getattr(labels, 'dtype', type(labels).__name__)}"
-        )
-    if labels.dim() != 1 or labels.shape[0] != emb.shape[0]:
-        raise ValueError(
-            f"{labels_name} must be 1-D with one label per row of {emb_name} "
-            f"({emb.shape[0]}); got shape {tuple(labels.shape)}"
-        )
-    # a finite sum implies finite entries: one reduction instead of an (n, d) mask, usually
-    if not bool(torch.isfinite(emb.sum())) and not bool(torch.isfinite(emb).all()):
-        raise ValueError(
-            f"{emb_name} contains NaN or Inf; check the model output "
-            "(learning rate, mixed precision) before the loss"
-        )
-
-
-def check_inputs(
-    embeddings: Tensor,
-    labels: Tensor,
-    ref_embeddings: Tensor | None = None,
-    ref_labels: Tensor | None = None,
-) -> tuple[Tensor, Tensor, bool]:
-    """Validate a loss call; return ``(ref_embeddings, ref_labels, is_self)``.
-
-    Without a reference set the batch is its own reference (``is_self=True``) and an item is
-    never paired with itself.
-    """
-    _check_pair(embeddings, labels, "embeddings", "labels")
-    if (ref_embeddings is None) != (ref_labels is None):
-        raise ValueError("ref_embeddings and ref_labels must be given together")
-    if ref_embeddings is None or ref_labels is None:
-        return embeddings, labels, True
-    _check_pair(ref_embeddings, ref_labels, "ref_embeddings", "ref_labels")
-    if ref_embeddings.shape[1] != embeddings.shape[1]:
-        raise ValueError(
-            f"ref_embeddings must have dim {embeddings.shape[1]} like embeddings; "
-            f"got {ref_embeddings.shape[1]}"
-        )
-    return ref_embeddings, ref_labels, False
-
-
-def label_masks(labels: Tensor, ref_labels: Tensor, is_self: bool) -> tuple[Tensor, Tensor]:
-    """Boolean ``(n, m)`` masks of positive and negative pairs (no diagonal pairs if is_self)."""
-    same = labels[:, None] == ref_labels[None, :]
-    neg = ~same
-    if is_self:
-        same.fill_diagonal_(False)
-    return same, neg
-
-
-def distance_like(embeddings: Tensor, ref: Tensor, metric: Metric) -> Tensor:
-    """``(n, m)`` matrix where smaller means closer: the distance, or minus the similarity."""
-    check_metric(metric)
-    mat = pairwise(embeddings, ref, metric)
-    return -mat if is_similarity(metric) else mat
-
-
-def mined_distance_like(
-    embeddings: Tensor, ref: Tensor, rows: Sequence[Tensor], cols: Sequence[Tensor], metric: Metric
-) -> list[Tensor]:
-    """Distance-like values of the index pairs ``(rows[i][j], cols[i][j])``, one tensor per i.
-
-    Few pairs (a miner's one triplet per anchor) are computed row by row, ``O(k d)``, which avoids
-    the full ``(n, m)`` matrix and its scatter-heavy backward; many pairs are read off the matrix.
-    """
-    check_metric(metric)
-    count = sum(len(r) for r in rows)
-    if count * embeddings.shape[1] > embeddings.shape[0] * ref.shape[0]:
-        mat = distance_like(embeddings, ref, metric)
-        flat, m = mat.reshape(-1), mat.shape[1]  # 1-D index_select: twice as fast as mat[r, c]
-        # c + m r in one fused op: half the time of r * m + c on millions of pairs
-        return [
-            flat.index_select(0, torch.add(c, r, alpha=m)) for r, c in zip(rows, cols, strict=True)
-        ]
-    sign = -1.0 if is_similarity(metric) else 1.0
-    return [sign * paired(embeddings[r], ref[c], metric) for r, c in zip(rows, cols, strict=True)]
 
 
 def reduce(values: Tensor, reduction: Reduction) -> Tensor:
@@ -190,28 +95,3 @@ def masked_logsumexp(values: Tensor, mask: Tensor, scale: float = 1.0) -> Tensor
         return values.sum(dim=1) + torch.finfo(values.dtype).min
     apply = cast(Callable[[Tensor, Tensor, float], Tensor], _MaskedLogSumExp.apply)
     return apply(values, mask, scale)
-
-
-def pair_masks(
-    labels: Tensor, ref_labels: Tensor, is_self: bool, indices: MinedIndices | None
-) -> tuple[Tensor, Tensor]:
-    """Boolean ``(n, m)`` masks of the positive and negative pairs: the mined ones, if given."""
-    if indices is None:
-        return label_masks(labels, ref_labels, is_self)
-    pairs = as_pairs(indices)
-    shape = (labels.shape[0], ref_labels.shape[0])
-    pos = torch.zeros(shape, dtype=torch.bool, device=labels.device)
-    neg = torch.zeros(shape, dtype=torch.bool, device=labels.device)
-    pos[pairs.a1, pairs.p] = True
-    neg[pairs.a2, pairs.n] = True
-    return pos, neg
-
-
-def positive_pairs(pos: Tensor, indices: MinedIndices | None) -> tuple[Tensor, Tensor]:
-    """``(anchors, positives)`` index vectors: the mined pairs in their order, else ``pos``'s
-    in row-major order."""
-    if indices is None:
-        a, p = pos.nonzero(as_tuple=True)
-        return a, p
-    pairs = as_pairs(indices)
-    return pairs.a1, pairs.p

@@ -9,8 +9,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..distances import cosine_similarity
-from ..indices import MinedIndices
-from ._common import LOSSES, Reduction, check_inputs, check_reduction, pair_masks, positive_pairs
+from ..tuples import MinedIndices, check_inputs, pair_masks, positive_pairs
+from ._common import LOSSES, Reduction, check_reduction
 from ._common import reduce as _reduce
 
 

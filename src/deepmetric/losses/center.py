@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..indices import MinedIndices
+from ..tuples import MinedIndices
 from ._classes import check_class_loss_params, class_loss_inputs
 from ._common import LOSSES, Reduction
 from ._common import reduce as _reduce

@@ -7,16 +7,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..distances import cosine_similarity
-from ..indices import MinedIndices
-from ._common import (
-    LOSSES,
-    Reduction,
-    check_inputs,
-    check_positive,
-    check_reduction,
-    masked_logsumexp,
-    pair_masks,
-)
+from ..tuples import MinedIndices, check_inputs, pair_masks
+from ._common import LOSSES, Reduction, check_positive, check_reduction, masked_logsumexp
 
 
 def circle_loss(sim: Tensor, pos: Tensor, neg: Tensor, m: float, gamma: float) -> Tensor:

@@ -6,16 +6,15 @@ import torch
 from torch import Tensor, nn
 
 from ..distances import Metric, is_similarity
-from ..indices import MinedIndices, as_pairs
-from ._common import (
-    LOSSES,
-    Reduction,
+from ..tuples import (
+    MinedIndices,
+    as_pairs,
     check_inputs,
-    check_reduction,
     distance_like,
     label_masks,
     mined_distance_like,
 )
+from ._common import LOSSES, Reduction, check_reduction
 from ._common import reduce as _reduce
 
 

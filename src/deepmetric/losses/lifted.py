@@ -6,17 +6,8 @@ import torch
 from torch import Tensor, nn
 
 from ..distances import Metric, check_metric, is_similarity
-from ..indices import MinedIndices
-from ._common import (
-    LOSSES,
-    Reduction,
-    check_inputs,
-    check_reduction,
-    distance_like,
-    masked_logsumexp,
-    pair_masks,
-    positive_pairs,
-)
+from ..tuples import MinedIndices, check_inputs, distance_like, pair_masks, positive_pairs
+from ._common import LOSSES, Reduction, check_reduction, masked_logsumexp
 from ._common import reduce as _reduce
 
 

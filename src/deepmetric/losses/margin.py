@@ -6,16 +6,8 @@ import torch
 from torch import Tensor, nn
 
 from ..distances import Metric, check_metric, is_similarity
-from ..indices import MinedIndices, as_pairs
-from ._common import (
-    LOSSES,
-    Reduction,
-    check_inputs,
-    check_positive,
-    check_reduction,
-    distance_like,
-    label_masks,
-)
+from ..tuples import MinedIndices, as_pairs, check_inputs, distance_like, label_masks
+from ._common import LOSSES, Reduction, check_positive, check_reduction
 from ._common import reduce as _reduce
 
 

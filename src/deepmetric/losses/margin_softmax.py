@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from ..distances import normalize_rows
-from ..indices import MinedIndices
+from ..tuples import MinedIndices
 from ._classes import check_class_loss_params, class_loss_inputs
 from ._common import LOSSES, Reduction, check_positive
 from ._common import reduce as _reduce

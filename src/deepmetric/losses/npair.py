@@ -9,17 +9,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..distances import Metric, check_metric, is_similarity, pairwise
-from ..indices import MinedIndices, Pairs, as_pairs
-from ._common import (
-    LOSSES,
-    Reduction,
-    check_inputs,
-    check_positive,
-    check_reduction,
-    distance_like,
-    label_masks,
-    masked_logsumexp,
-)
+from ..tuples import MinedIndices, Pairs, as_pairs, check_inputs, distance_like, label_masks
+from ._common import LOSSES, Reduction, check_positive, check_reduction, masked_logsumexp
 from ._common import reduce as _reduce
 
 

@@ -6,16 +6,8 @@ import torch
 from torch import Tensor, nn
 
 from ..distances import Metric, check_metric, is_similarity, pairwise
-from ..indices import MinedIndices, as_pairs
-from ._common import (
-    LOSSES,
-    Reduction,
-    check_inputs,
-    check_positive,
-    check_reduction,
-    label_masks,
-    masked_logsumexp,
-)
+from ..tuples import MinedIndices, as_pairs, check_inputs, label_masks
+from ._common import LOSSES, Reduction, check_positive, check_reduction, masked_logsumexp
 from ._common import reduce as _reduce
 
 

@@ -6,8 +6,8 @@ import torch
 from torch import Tensor, nn
 
 from ..distances import Metric, check_metric, is_similarity, paired, pairwise
-from ..indices import MinedIndices, as_pairs
-from ._common import LOSSES, Reduction, check_inputs, check_positive, check_reduction, zero_loss
+from ..tuples import MinedIndices, as_pairs, check_inputs
+from ._common import LOSSES, Reduction, check_positive, check_reduction, zero_loss
 
 
 def prototype_logits(

@@ -6,17 +6,8 @@ import torch
 from torch import Tensor, nn
 
 from ..distances import Metric
-from ..indices import MinedIndices, as_triplets
-from ._common import (
-    LOSSES,
-    Reduction,
-    check_inputs,
-    check_positive,
-    check_reduction,
-    distance_like,
-    label_masks,
-    zero_loss,
-)
+from ..tuples import MinedIndices, as_triplets, check_inputs, distance_like, label_masks
+from ._common import LOSSES, Reduction, check_positive, check_reduction, zero_loss
 from ._common import reduce as _reduce
 
 

@@ -6,17 +6,8 @@ import torch
 from torch import Tensor, nn
 
 from ..distances import Metric, check_metric
-from ..indices import MinedIndices
-from ._common import (
-    LOSSES,
-    Reduction,
-    check_inputs,
-    check_positive,
-    check_reduction,
-    masked_logsumexp,
-    pair_masks,
-    zero_loss,
-)
+from ..tuples import MinedIndices, check_inputs, pair_masks
+from ._common import LOSSES, Reduction, check_positive, check_reduction, masked_logsumexp, zero_loss
 from .ntxent import similarity_logits
 
 

@@ -6,18 +6,16 @@ import torch
 from torch import Tensor, nn
 
 from ..distances import Metric
-from ..indices import MinedIndices, all_triplets, as_triplets
-from ._common import (
-    LOSSES,
-    Reduction,
+from ..tuples import (
+    MinedIndices,
+    all_triplets,
+    as_triplets,
     check_inputs,
-    check_positive,
-    check_reduction,
     distance_like,
     label_masks,
     mined_distance_like,
-    zero_loss,
 )
+from ._common import LOSSES, Reduction, check_positive, check_reduction, zero_loss
 from ._common import reduce as _reduce
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..indices import MinedIndices
-from ._common import check_inputs, check_positive
+from ..tuples import MinedIndices, check_inputs
+from ._common import check_positive
 
 
 def _check_size(name: str, value: int) -> None:

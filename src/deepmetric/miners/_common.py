@@ -7,9 +7,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-from ..indices import MinedIndices, Pairs, Triplets
-from ..losses._common import check_inputs
 from ..registry import Registry
+from ..tuples import MinedIndices, Pairs, Triplets, check_inputs
 
 MINERS: Registry[nn.Module] = Registry("miner")
 

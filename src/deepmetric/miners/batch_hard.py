@@ -6,8 +6,7 @@ import torch
 from torch import Tensor
 
 from ..distances import Metric, check_metric
-from ..indices import Triplets
-from ..losses._common import distance_like, label_masks
+from ..tuples import Triplets, distance_like, label_masks
 from ._common import MINERS, Miner, empty_triplets
 
 

@@ -6,8 +6,7 @@ import torch
 from torch import Tensor
 
 from ..distances import euclidean_distance
-from ..indices import Triplets
-from ..losses._common import label_masks
+from ..tuples import Triplets, label_masks
 from ._common import MINERS, Miner, check_number, empty_triplets, row_ranks
 
 

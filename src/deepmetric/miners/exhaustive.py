@@ -6,7 +6,7 @@ from typing import Literal
 
 from torch import Tensor
 
-from ..indices import MinedIndices, all_pairs, all_triplets
+from ..tuples import MinedIndices, all_pairs, all_triplets
 from ._common import MINERS, Miner
 
 KINDS = ("pairs", "triplets")

@@ -6,8 +6,7 @@ import torch
 from torch import Tensor
 
 from ..distances import Metric, check_metric
-from ..indices import Pairs
-from ..losses._common import distance_like, label_masks
+from ..tuples import Pairs, distance_like, label_masks
 from ._common import MINERS, Miner, check_number, empty_pairs, pairs_from_masks
 
 

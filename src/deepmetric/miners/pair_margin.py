@@ -5,8 +5,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from ..distances import Metric, check_metric, is_similarity
-from ..indices import Pairs
-from ..losses._common import distance_like, label_masks
+from ..tuples import Pairs, distance_like, label_masks
 from ._common import MINERS, Miner, check_number, pairs_from_masks
 
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from ..distances import Metric, check_metric
-from ..indices import Triplets
-from ..losses._common import distance_like, label_masks
+from ..tuples import Triplets, distance_like, label_masks
 from ._common import MINERS, Miner, check_number, window_triplets
 
 

@@ -27,6 +27,15 @@ def _slices(data: Any, batch_size: int) -> Iterator[Any]:
         )
 
 
+def stacked_batches(data: Any, batches: Sequence[Sequence[int]]) -> Iterator[Tensor] | None:
+    """Input batches in one indexing step each, for a dataset with ``load_batch`` (in-memory
+    arrays that need no per-item work); ``None`` for any other data."""
+    load = getattr(data, "load_batch", None)
+    if not callable(load) or load(torch.zeros(0, dtype=torch.long)) is None:
+        return None
+    return (load(torch.as_tensor(batch, dtype=torch.long)) for batch in batches)
+
+
 def _batches(data: Any, batch_size: int, num_workers: int) -> tuple[Iterable[Any], int]:
     """An iterable of input batches and how many there are."""
     if isinstance(data, Tensor | np.ndarray) or (
@@ -36,6 +45,11 @@ def _batches(data: Any, batch_size: int, num_workers: int) -> tuple[Iterable[Any
             raise ValueError("data must have a leading batch axis; got a 0-d array")
         return _slices(data, batch_size), math.ceil(len(data) / batch_size)
     if isinstance(data, Dataset) and hasattr(data, "__len__"):
+        n = len(data)
+        order = [range(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
+        stacked = stacked_batches(data, order)
+        if stacked is not None:
+            return stacked, len(order)
         loader = DataLoader(
             data,
             batch_size=batch_size,
@@ -75,6 +89,7 @@ def embed(
     device: str | torch.device | None = None,
     progress: bool = False,
     num_workers: int = 0,
+    transform: nn.Module | None = None,
 ) -> Tensor:
     """Run ``model`` over ``data`` in eval mode, under ``torch.inference_mode``.
 
@@ -83,6 +98,7 @@ def embed(
     input is used) or bare inputs. Floating inputs are cast to the model's parameter dtype. The
     model runs on ``device`` (default: where its parameters are) and returns there afterwards;
     every submodule gets back its previous train/eval mode, even after an error.
+    ``transform`` (an eval augmentation, say) runs on each batch on ``device`` before the model.
 
     Returns:
         ``(N, D)`` float32 embeddings on CPU, in the order of ``data`` (``(0, D)`` when empty,
@@ -108,7 +124,8 @@ def embed(
         model.to(target).eval()
         with torch.inference_mode():
             for inputs in _progress(batches, total, progress):
-                out = model(_move(inputs, target, dtype))
+                inputs = _move(inputs, target, dtype)
+                out = model(inputs if transform is None else transform(inputs))
                 if not isinstance(out, Tensor) or out.dim() != 2:
                     shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
                     raise ValueError(f"the model must return (batch, dim) embeddings; got {shape}")

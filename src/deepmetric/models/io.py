@@ -20,6 +20,7 @@ from safetensors.torch import save
 from torch import Tensor
 
 from .._atomic import write_directory_atomically
+from .._version import __version__
 from .embedder import Embedder, EmbedderConfig
 from .weights import check_state_dict, read_state_dict
 
@@ -129,7 +130,6 @@ def save_model(
     """
     if not isinstance(model, Embedder):
         raise TypeError(f"model must be a deepmetric Embedder; got {type(model).__name__}")
-    from .. import __version__  # here, not at import: the package imports this module
 
     prep = check_preprocessing(model.preprocessing if preprocessing is None else preprocessing)
     weights = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}

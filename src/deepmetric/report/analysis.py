@@ -14,9 +14,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .._checks import as_ids
 from ..distances import Metric, check_metric, paired
 from ..evaluation import clustering_metrics, knn, query_metrics, retrieval_metrics
-from ..evaluation.knn import as_embeddings, as_ids
+from ..search.neighbors import as_embeddings
 
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 IntArray = np.ndarray[Any, np.dtype[np.int64]]

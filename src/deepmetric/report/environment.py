@@ -10,6 +10,8 @@ import platform
 import numpy as np
 import torch
 
+from .._version import __version__
+
 
 def _version(module: str, distribution: str) -> str:
     """The installed version of a package, or ``"not installed"``."""
@@ -37,7 +39,6 @@ def environment_info() -> dict[str, str | int]:
         >>> info["numpy"] == np.__version__, isinstance(info["cpu_count"], int)
         (True, True)
     """
-    from .. import __version__
 
     cuda = "not available"
     if torch.cuda.is_available():

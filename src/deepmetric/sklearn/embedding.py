@@ -31,17 +31,9 @@ def load_embedder(model: Any) -> nn.Module:
     if isinstance(model, nn.Module):
         return copy.deepcopy(model)  # eval() and .to() below must not touch the caller's model
     if isinstance(model, str | os.PathLike):
-        import deepmetric
+        from ..models import load_model
 
-        loader = getattr(deepmetric, "load_model", None)
-        if loader is None:
-            raise ValueError(
-                f"model is the path {os.fspath(model)!r}, but loading a model directory needs "
-                "deepmetric.load_model, which this version does not have; pass an nn.Module"
-            )
-        loaded = loader(model)
-        if not isinstance(loaded, nn.Module):
-            raise ValueError(f"deepmetric.load_model({os.fspath(model)!r}) gave no nn.Module")
+        loaded = load_model(model)
         return loaded
     raise ValueError(
         f"model must be a torch nn.Module or a model directory path; got {type(model).__name__}"

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from ..distances import squared_euclidean_distance
-from ..evaluation.knn import knn
+from ..search import knn
 from ._base import (
     Array,
     MahalanobisLearner,

@@ -25,15 +25,9 @@ import torch
 from torch import Tensor, nn
 
 from ..data import LabeledDataset, build_augmentation
+from ..models.embed import embed
 from ..samplers import HierarchicalSampler, MPerClassSampler
-from .batches import (
-    check_data,
-    dataset_labels,
-    deterministic_algorithms,
-    embed_dataset,
-    iterate_batches,
-    validation_metrics,
-)
+from .batches import check_data, dataset_labels, deterministic_algorithms, iterate_batches
 from .checkpoint import load_checkpoint, restore_rng, rng_state, save_checkpoint
 from .distributed import (
     all_reduce_mean,
@@ -50,6 +44,7 @@ from .monitor import TrainingMonitor
 from .optim import build_optimizer, lr_factor, set_learning_rate
 from .options import TrainOptions
 from .state import State, TrainResult
+from .validation import validation_metrics
 
 Callback = Callable[[State], None]
 DEFAULT_OPTIONS = TrainOptions()
@@ -313,7 +308,7 @@ def _end_epoch(run: _Run, val_data: LabeledDataset | None, callbacks: Sequence[C
 def _validate(run: _Run, val_data: LabeledDataset) -> dict[str, float]:
     """``val_*`` metrics; updates the best model and the early-stopping count."""
     state, options = run.state, run.options.validation
-    embeddings = embed_dataset(
+    embeddings = embed(
         run.model, val_data, transform=run.evaluate, device=run.device,
         batch_size=options.batch_size, num_workers=run.options.runtime.num_workers,
     )  # fmt: skip

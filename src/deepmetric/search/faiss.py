@@ -1,4 +1,8 @@
-"""k nearest neighbours through a faiss index (flat, IVF, HNSW, ... by factory string).
+"""The one faiss wrapper: the module, the automatic factory, search defaults, and kNN through a
+faiss index (flat, IVF, HNSW, ... by factory string).
+
+The same search defaults (:data:`SEARCH_DEFAULTS`) serve ``knn(..., backend="faiss:...")`` and
+:class:`deepmetric.index.Index`, so one data set gets one recall from both.
 
 Masks that faiss cannot apply (the query itself, same-group items) are applied by asking for
 more neighbours and dropping the excluded ones. Approximate indexes report their neighbour recall
@@ -7,6 +11,7 @@ against the exact torch search on a seeded sample of queries.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -14,17 +19,61 @@ import torch
 from torch import Tensor
 
 from ..distances import Metric, is_similarity, normalize_rows
-from .knn import Neighbors, exact_knn
+from .neighbors import Neighbors, exact_knn
 
 RECALL_SAMPLE = 1000
+FLAT_BELOW = 20_000
+PQ_FROM = 2_000_000
+SEARCH_DEFAULTS = {"nprobe": 32, "efSearch": 128}
 
 
-def _faiss() -> Any:
+def faiss_module() -> Any:
+    """The faiss module, or an ImportError that says how to install it."""
     try:
         import faiss
     except ImportError as err:  # pragma: no cover - faiss-cpu is a dependency
-        raise ImportError("the faiss backends need faiss; pip install faiss-cpu") from err
+        raise ImportError("faiss is needed here; pip install faiss-cpu") from err
     return faiss
+
+
+def auto_factory(n: int, dim: int) -> str:
+    """The faiss factory string chosen for ``n`` vectors of width ``dim``.
+
+    Below 20,000 vectors an exact ``Flat`` index; up to 2 million ``IVF{4 sqrt n},Flat``; past
+    that (for an even ``dim``) ``IVF{4 sqrt n},PQ{m}x4fs``, 4-bit fast-scan product
+    quantisation with ``m`` the largest even divisor of ``dim`` up to ``dim / 2``: ``m / 2``
+    bytes per vector instead of ``4 * dim``. (8-bit PQ trains far slower for the same size.)
+
+    Example:
+        >>> auto_factory(1000, 64), auto_factory(100_000, 128), auto_factory(4_000_000, 128)
+        ('Flat', 'IVF1264,Flat', 'IVF8000,PQ64x4fs')
+    """
+    if n < FLAT_BELOW:
+        return "Flat"
+    nlist = int(4 * math.sqrt(n))
+    if n < PQ_FROM or dim % 2 or dim < 4:
+        return f"IVF{nlist},Flat"
+    m = max(d for d in range(2, dim // 2 + 1, 2) if dim % d == 0)
+    return f"IVF{nlist},PQ{m}x4fs"
+
+
+def set_search_params(index: Any, params: str, k: int = 0, factory: str = "") -> None:
+    """Apply :data:`SEARCH_DEFAULTS` (``efSearch`` at least ``2 k``), then ``params`` such as
+    ``"nprobe=64"``; ValueError when ``params`` do not apply to the index."""
+    space = faiss_module().ParameterSpace()
+    defaults = dict(SEARCH_DEFAULTS, efSearch=max(SEARCH_DEFAULTS["efSearch"], 2 * k))
+    for name, value in defaults.items():
+        try:
+            space.set_index_parameter(index, name, value)
+        except RuntimeError:
+            pass  # the index has no such parameter
+    if params:
+        try:
+            space.set_index_parameters(index, params)
+        except RuntimeError as err:
+            raise ValueError(
+                f"search_params {params!r} do not apply to the index {factory!r}: {err}"
+            ) from None
 
 
 def parse_backend(backend: str) -> tuple[str, str]:
@@ -42,7 +91,7 @@ def parse_backend(backend: str) -> tuple[str, str]:
 
 def build_index(vectors: np.ndarray, metric: Metric, factory: str, params: str, k: int) -> Any:
     """A trained faiss index holding ``vectors`` (already normalised for cosine)."""
-    faiss = _faiss()
+    faiss = faiss_module()
     kind = faiss.METRIC_INNER_PRODUCT if is_similarity(metric) else faiss.METRIC_L2
     try:
         index = faiss.index_factory(vectors.shape[1], factory, kind)
@@ -54,15 +103,7 @@ def build_index(vectors: np.ndarray, metric: Metric, factory: str, params: str, 
         sample = np.random.default_rng(0).permutation(len(vectors))[:100_000]
         index.train(vectors[np.sort(sample)])
     index.add(vectors)
-    space = faiss.ParameterSpace()
-    defaults = {"efSearch": max(64, 2 * k), "nprobe": 16}
-    for name, value in defaults.items():
-        try:
-            space.set_index_parameter(index, name, value)
-        except RuntimeError:
-            pass  # the index has no such parameter
-    if params:
-        space.set_index_parameters(index, params)
+    set_search_params(index, params, k, factory)
     return index
 
 

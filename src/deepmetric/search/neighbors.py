@@ -1,4 +1,4 @@
-"""k nearest neighbours: exact and memory-bounded in torch, or through a faiss index.
+"""Exact k nearest neighbours, memory-bounded in torch, and the ``Neighbors`` they return.
 
 The exact backend multiplies blocks of queries by blocks of the reference set and keeps a running
 top-k, so memory is ``O(block_size**2 + n * k)`` and no ``n x n`` matrix ever exists. When the
@@ -15,7 +15,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..distances import Metric, check_metric, is_similarity, normalize_rows
+from .._checks import as_ids
+from ..distances import Metric, is_similarity, normalize_rows
 
 ArrayLike = Tensor | np.ndarray
 
@@ -52,67 +53,6 @@ def as_embeddings(x: ArrayLike, name: str) -> Tensor:
         bad = int((~torch.isfinite(t)).any(1).sum())
         raise ValueError(f"{name} must be finite; {bad} rows hold NaN or Inf")
     return t
-
-
-def as_ids(x: ArrayLike, n: int, name: str) -> Tensor:
-    """A ``(n,)`` int64 tensor of labels or group ids, or a ValueError naming ``name``."""
-    t = torch.as_tensor(x)
-    if t.shape != (n,):
-        raise ValueError(f"{name} must have shape ({n},); got {tuple(t.shape)}")
-    if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
-        raise ValueError(f"{name} must hold integers; got dtype {t.dtype}")
-    return t.long()
-
-
-def knn(
-    queries: ArrayLike,
-    reference: ArrayLike | None = None,
-    *,
-    k: int,
-    metric: Metric = "cosine",
-    query_groups: ArrayLike | None = None,
-    reference_groups: ArrayLike | None = None,
-    backend: str = "exact",
-    block_size: int = 6144,
-) -> Neighbors:
-    """The ``k`` nearest reference items of every query.
-
-    Args:
-        queries: ``(n, dim)``.
-        reference: ``(m, dim)``; ``None`` searches the queries among themselves, each item
-            excluded from its own neighbours.
-        k: neighbours per query, in ``[1, m]`` (``[1, n - 1]`` without a reference).
-        metric: ``cosine`` (normalises both sides), ``dot``, ``euclidean`` or
-            ``squared_euclidean``.
-        query_groups, reference_groups: ``(n,)`` and ``(m,)`` integer ids; a reference item whose
-            group equals the query's is never returned (the re-id same-camera rule, duplicate
-            images). Without a reference, ``query_groups`` alone serves both sides.
-        backend: ``"exact"`` (torch, blocked), or ``"faiss"`` (flat, exact) or
-            ``"faiss:<factory string>"`` such as ``"faiss:HNSW32"`` or ``"faiss:IVF1024,Flat"``;
-            approximate indexes report their measured ``recall``.
-        block_size: rows and columns per block product of the exact backend.
-
-    Example:
-        >>> x = torch.tensor([[0.0, 1.0], [0.0, 2.0], [3.0, 0.0]])
-        >>> knn(x, k=1, metric="euclidean").indices.tolist()
-        [[1], [0], [0]]
-    """
-    check_metric(metric)
-    q = as_embeddings(queries, "queries")
-    r = q if reference is None else as_embeddings(reference, "reference")
-    if r.shape[1] != q.shape[1]:
-        raise ValueError(f"reference must have dim {q.shape[1]} like queries; got {r.shape[1]}")
-    limit = r.shape[0] - (1 if reference is None else 0)
-    if not 1 <= k <= limit:
-        raise ValueError(f"k must be in [1, {limit}] for a reference set of {r.shape[0]}; got {k}")
-    if block_size < 1:
-        raise ValueError(f"block_size must be >= 1; got {block_size}")
-    qg, rg = check_groups(query_groups, reference_groups, q.shape[0], r.shape[0], reference is None)
-    if backend == "exact":
-        return exact_knn(q, None if reference is None else r, k, metric, qg, rg, block_size)
-    from .faiss_knn import faiss_knn
-
-    return faiss_knn(q, None if reference is None else r, k, metric, qg, rg, backend)
 
 
 def check_groups(
