@@ -26,8 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from deepmetric.config import load_config, run_training
+from deepmetric.config import load_config
 from deepmetric.data.omniglot import BUNDLED
+from deepmetric.runs import run_training
 
 ROOT = Path(__file__).resolve().parents[1]
 COLUMNS = ("fewshot_accuracy", "map_at_r", "recall_at_1")

@@ -13,19 +13,15 @@ from torch import nn
 from deepmetric.config import (
     ConfigError,
     RunConfig,
-    RunOutcome,
     build_config,
-    build_loss,
-    build_model,
-    evaluate_embeddings,
     load_config,
     parse_overrides,
-    run_training,
     save_config,
 )
-from deepmetric.config.pipeline import image_preprocessing
 from deepmetric.data import DigitsDataset, build_augmentation
 from deepmetric.models import embed, load_model
+from deepmetric.runs import RunOutcome, build_loss, build_model, evaluate_embeddings, run_training
+from deepmetric.runs.train import image_preprocessing
 from deepmetric.training import OptimizerOptions, State
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
@@ -271,7 +267,7 @@ SMALL_OMNIGLOT = [
 
 
 def test_group_disjoint_splits_rotations_and_hierarchical_options() -> None:
-    from deepmetric.config import build_data
+    from deepmetric.runs import build_data
 
     config = build_config(
         {}, [*SMALL_OMNIGLOT, "data.test_groups=[Korean]", "data.validation=split",
@@ -301,7 +297,7 @@ def test_group_disjoint_splits_rotations_and_hierarchical_options() -> None:
     ],
 )
 def test_group_options_that_cannot_work_say_why(overrides: list[str], match: str) -> None:
-    from deepmetric.config import build_data
+    from deepmetric.runs import build_data
 
     with pytest.raises((ConfigError, ValueError), match=match):
         build_data(build_config({}, overrides))

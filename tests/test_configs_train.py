@@ -28,10 +28,11 @@ import pytest
 import torch
 from PIL import Image
 
-from deepmetric.config import EvaluationConfig, evaluate_embeddings, load_config, run_training
+from deepmetric.config import EvaluationConfig, load_config
 from deepmetric.data import build_augmentation, build_dataset
 from deepmetric.evaluation import reid_metrics
 from deepmetric.models import load_model
+from deepmetric.runs import evaluate_embeddings, run_training
 from tests.data import fixtures as fx
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"

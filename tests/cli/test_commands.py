@@ -13,10 +13,11 @@ from torch import nn
 from typer.testing import CliRunner
 
 from deepmetric.cli import app
-from deepmetric.config import evaluate_embeddings, label_pairs, load_config
+from deepmetric.config import load_config
 from deepmetric.data import DigitsDataset, ImageFolderDataset, build_augmentation
 from deepmetric.index import Encoder
 from deepmetric.models import embed, load_model
+from deepmetric.runs import evaluate_embeddings, label_pairs
 from tests.index.fixtures import IMAGE_SIZE, make_images, make_model
 
 DIGITS = str(Path(__file__).resolve().parents[2] / "configs" / "digits.yaml")
@@ -64,12 +65,12 @@ def test_train_bad_config_is_one_line(tmp_path: Path) -> None:
 
 
 def test_interrupted_training_prints_the_resume_command(monkeypatch: pytest.MonkeyPatch) -> None:
-    import deepmetric.config
+    import deepmetric.runs
 
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(deepmetric.config, "run_training", interrupted)
+    monkeypatch.setattr(deepmetric.runs, "run_training", interrupted)
     result = runner.invoke(app, ["train", DIGITS, "--set", "epochs=2"])
     assert result.exit_code == 130
     assert f"resume with: deepmetric train {DIGITS} --set=epochs=2 --resume" in result.output

@@ -11,11 +11,12 @@ import torch
 from typer.testing import CliRunner
 
 from deepmetric.cli import app
-from deepmetric.config import load_config, run_training
+from deepmetric.config import load_config
 from deepmetric.data import bundled_omniglot
-from deepmetric.demo import ROWS, demo_config, run_demo
 from deepmetric.evaluation import sample_episodes
 from deepmetric.models import load_model
+from deepmetric.runs import run_training
+from deepmetric.runs.demo import ROWS, demo_config, run_demo
 
 SMALL = [
     "data.train={name: omniglot, alphabets: [Latin, Greek, Armenian, Korean]}",

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from deepmetric.config import build_data, load_config
+from deepmetric.config import load_config
 from deepmetric.data import NpzDataset, build_dataset
+from deepmetric.runs import build_data
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "omniglot_npz.yaml"
 

@@ -16,10 +16,11 @@ from typer.testing import CliRunner
 from deepmetric.cli import index as index_cli
 from deepmetric.cli import search as search_cli
 from deepmetric.cli import serve as serve_cli
-from deepmetric.config import build_config, run_training
+from deepmetric.config import build_config
 from deepmetric.data import ImageFolderDataset, build_augmentation
 from deepmetric.index import Encoder, ExactIndex, Index, dataset_spec
 from deepmetric.models import embed, load_model
+from deepmetric.runs import run_training
 
 from .fixtures import CLASSES, IMAGE_SIZE, PER_CLASS, make_model
 

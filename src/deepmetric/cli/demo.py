@@ -37,7 +37,7 @@ def demo(
 ) -> None:
     """Learn on 20 alphabets of handwritten characters, recognise those of 10 never seen from
     one drawing each (the bundled recipe, a config run; --set changes it)."""
-    from ..demo import ROWS, demo_config, run_demo
+    from ..runs.demo import ROWS, demo_config, run_demo
 
     extra = [*([f"epochs={epochs}"] if epochs is not None else []), *overrides]
     count = set_threads(threads)  # recorded in the config, so that it retrains the same model

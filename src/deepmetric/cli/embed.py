@@ -52,10 +52,10 @@ def embed(
     set_threads(threads)
     from torch import nn
 
-    from ..config import saved_eval_transform
     from ..data import build_dataset
     from ..models import embed as embed_items
     from ..models import load_model
+    from ..runs import saved_eval_transform
 
     if out.suffix not in FORMATS:
         fail(f"--out must end in {', '.join(FORMATS)}; got {str(out)!r}")

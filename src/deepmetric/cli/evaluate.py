@@ -30,9 +30,9 @@ def _embed_data(folder: Path, spec: dict[str, Any], protocol: str, batch_size: i
     ``saved_eval_transform``), the dataset, and LFW's verification pairs (or None)."""
     from torch import nn
 
-    from ..config import saved_eval_transform
     from ..data import LabeledDataset, LFWPairs, build_dataset
     from ..models import embed, load_model
+    from ..runs import saved_eval_transform
 
     model = load_model(folder)
     pairs = None
@@ -49,8 +49,8 @@ def _embed_data(folder: Path, spec: dict[str, Any], protocol: str, batch_size: i
 
 def _fewshot_with_file(x: Any, data: Any, ev: Any, file: Path) -> dict[str, float]:
     """Few-shot metrics on the episodes saved in ``file``, or on fresh ones saved there."""
-    from ..config.protocols import episodes_of, fewshot_scores
     from ..evaluation import load_episodes, save_episodes
+    from ..runs.protocols import episodes_of, fewshot_scores
 
     if not file.exists():
         save_episodes(file, episodes_of(data, ev))
@@ -95,7 +95,8 @@ def evaluate(
     mean/std of the run's augmentation, else the model's saved preprocessing).
     """
     set_threads(threads)
-    from ..config import EvaluationConfig, evaluate_embeddings
+    from ..config import EvaluationConfig
+    from ..runs import evaluate_embeddings
 
     if protocol not in PROTOCOLS:
         guarded(

@@ -22,7 +22,8 @@ def train(
     threads: int | None = threads_option(),
 ) -> None:
     """Train a model; writes config.yaml, checkpoints/, metrics.jsonl, model/ and report.html."""
-    from ..config import load_config, run_training
+    from ..config import load_config
+    from ..runs import run_training
 
     cfg = guarded(lambda: load_config(config, overrides))
     if print_config:

@@ -43,7 +43,7 @@ from ..models import Embedder, check_preprocessing, load_pretrained
 from ..models.embed import embed
 from ..training import Callback, TrainResult, read_jsonl, train
 from .protocols import episodes_of, evaluate_embeddings
-from .schema import ConfigError, RunConfig, save_config
+from ..config.schema import ConfigError, RunConfig, save_config
 
 CONFIG_FILE = "config.yaml"
 

@@ -32,7 +32,7 @@ from ..evaluation import (
     sample_episodes,
     verification_metrics,
 )
-from .schema import ConfigError, EvaluationConfig
+from ..config.schema import ConfigError, EvaluationConfig
 
 
 def _flag(data: LabeledDataset, key: str) -> np.ndarray | None:

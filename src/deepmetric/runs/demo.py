@@ -1,7 +1,7 @@
 """The demo job: one-shot recognition of characters from alphabets never seen in training.
 
 The demo is a config run like any other: ``recipes/demo.yaml`` (bundled with the package, and
-written to ``OUT/config.yaml`` by the run) goes through ``deepmetric.config.run_training``, so
+written to ``OUT/config.yaml`` by the run) goes through ``deepmetric.runs.run_training``, so
 ``deepmetric train OUT/config.yaml`` trains the same model. It learns on 20 alphabets of the
 bundled handwritten characters and scores the characters of the 10 it never saw: 20-way
 one-shot episodes within an alphabet, with support and query drawn by different people (Lake et
@@ -17,10 +17,11 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .config import RunConfig, load_config, run_training
-from .training import State
+from ..config import RunConfig, load_config
+from .train import run_training
+from ..training import State
 
-RECIPE = Path(__file__).parent / "recipes" / "demo.yaml"
+RECIPE = Path(__file__).parents[1] / "recipes" / "demo.yaml"
 ROWS = ("raw pixels", "untrained network", "trained network")
 
 
