@@ -262,3 +262,23 @@ def test_evaluate_takes_the_ks(run_dir: Path) -> None:
     one_line_error(
         runner.invoke(app, [*args, "--ks", "1,five"]), "--ks must be comma-separated integers"
     )
+
+
+def test_version_is_the_installed_distribution_version() -> None:
+    import importlib.metadata
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == f"deepmetric {importlib.metadata.version('deepmetric')}"
+
+
+def test_library_warnings_reach_the_user_as_one_line_each(monkeypatch: pytest.MonkeyPatch) -> None:
+    import warnings
+
+    from deepmetric.cli._common import brief_warnings
+
+    with warnings.catch_warnings(record=True):
+        brief_warnings()
+        assert warnings.formatwarning(UserWarning("4 files skipped"), UserWarning, "x.py", 1) == (
+            "warning: 4 files skipped\n"
+        )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from . import bench, demo, embed, evaluate, index, search, serve, train
+from ._common import brief_warnings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Deep metric learning toolkit.")
 app.command("demo")(demo.demo)
@@ -17,11 +18,24 @@ app.command("search")(search.search)
 app.command("serve")(serve.serve)
 
 
+def _version(value: bool) -> None:
+    if value:
+        from .._version import __version__
+
+        typer.echo(f"deepmetric {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
     """Deep metric learning: train, evaluate and search embeddings."""
 
 
 def main() -> None:
     """Console-script entry point."""
+    brief_warnings()
     app()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,8 +12,20 @@ import typer
 import yaml
 
 T = TypeVar("T")
-# what a bad input raises; anything else is a bug and keeps its traceback
-INPUT_ERRORS = (ValueError, KeyError, TypeError, FileNotFoundError, NotADirectoryError, ImportError)
+# what a bad input raises (OSError: unreadable or missing files, a full disk); anything else is a
+# bug and keeps its traceback
+INPUT_ERRORS = (ValueError, KeyError, TypeError, OSError, ImportError)
+
+
+def _warning_line(message: Warning | str, category: type[Warning], *args: Any, **kw: Any) -> str:
+    return f"warning: {message}\n"
+
+
+def brief_warnings() -> None:
+    """Show library warnings (skipped files, uncalibrated thresholds) as ``warning: ...`` lines,
+    once each, without the source location a user cannot act on."""
+    warnings.formatwarning = _warning_line
+    warnings.simplefilter("default", UserWarning)
 
 
 def fail(message: str) -> NoReturn:
@@ -29,6 +42,7 @@ def readable_errors() -> Iterator[None]:
     except INPUT_ERRORS as err:
         text = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
         fail(text.splitlines()[0] if text else type(err).__name__)
+    # typer.Exit and KeyboardInterrupt pass through
 
 
 def guarded(call: Callable[[], T]) -> T:

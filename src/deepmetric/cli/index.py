@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from ._common import set_threads, threads_option
+from ._common import readable_errors, set_threads, threads_option
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Build and edit an index.")
 
@@ -18,19 +15,6 @@ DATA_HELP = (
     "A folder with one sub-folder per class, a .csv (path,label), or a YAML dataset spec such "
     "as '{name: cub200, root: ...}'."
 )
-
-
-@contextmanager
-def readable_errors() -> Iterator[None]:
-    """Turn a library error into one line on stderr and exit status 2."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            yield
-    except (ValueError, KeyError, OSError, ImportError) as err:
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        typer.echo(f"error: {message}", err=True)
-        raise typer.Exit(2) from None
 
 
 @app.command("build")

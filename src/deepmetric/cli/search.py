@@ -9,8 +9,7 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
-from ._common import set_threads, threads_option
-from .index import readable_errors
+from ._common import readable_errors, set_threads, threads_option
 
 
 def _queries(

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from .index import readable_errors
+from ._common import readable_errors
 
 
 def serve(
