@@ -63,11 +63,15 @@ def test_sections_are_the_library_objects() -> None:
         ({}, ["data.tset_classes=[1]"], "in data; did you mean 'test_classes'"),
         ({"loss": {"name": "multi_similarty"}}, [], "did you mean 'multi_similarity'"),
         ({"loss": {"name": "proxy_anchor", "margn": 1}}, [], "did you mean 'margin'"),
-        ({"loss": {"name": "proxy_anchor", "num_classes": 3}}, [], "unknown key 'num_classes'"),
+        (
+            {"loss": {"name": "proxy_anchor", "num_classes": 3}},
+            [],
+            "unknown parameter 'num_classes'",
+        ),
         ({}, ["miner.name=batch_hrd"], "did you mean 'batch_hard'"),
         ({}, ["model.backbone.name=resnt50"], "did you mean 'resnet50'"),
         ({}, ["data.train.name=cub"], "data.train: unknown dataset 'cub'; did you mean 'cub200'"),
-        ({}, ["augmentation.sise=3"], "augmentation: .*'sise' \\(did you mean 'size'\\?\\)"),
+        ({}, ["augmentation.sise=3"], "augmentation: unknown key 'sise' in augmentation; did you"),
     ],
 )
 def test_unknown_names_and_keys_suggest_the_close_match(
@@ -80,7 +84,7 @@ def test_unknown_names_and_keys_suggest_the_close_match(
 @pytest.mark.parametrize(
     ("overrides", "match"),
     [
-        (["optimizer.lr=-1"], "optimizer: optimizer.lr must be a finite number > 0; got -1"),
+        (["optimizer.lr=-1"], "optimizer: optimizer.lr must be > 0; got -1"),
         (["sampler.batch_size=30"], "batch_size must be a multiple of m_per_class"),
         (["evaluation.select=recall_at_3"], "validation.metric must be one of"),
         (["epochs=0"], "epochs must be an integer >= 1; got 0"),

@@ -80,22 +80,19 @@ def check_number(
     """
     if value is None and optional:
         return None
-    real = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    ok = real and math.isfinite(value)
-    if ok and low is not None:
-        ok = value > low if strict else value >= low
-    if ok and high is not None:
-        ok = value < high if open_high else value <= high
-    if not ok:
-        if low is not None and high is not None:
-            bound = f" in {'(' if strict else '['}{low:g}, {high:g}{')' if open_high else ']'}"
-        elif low is not None:
-            bound = f" {'>' if strict else '>='} {low:g}"
-        elif high is not None:
-            bound = f" {'<' if open_high else '<='} {high:g}"
-        else:
-            bound = ""
-        raise ValueError(f"{name} must be a finite number{bound}; got {value!r}")
+    if low is not None and high is not None:
+        bound = f"in {'(' if strict else '['}{low:g}, {high:g}{')' if open_high else ']'}"
+    elif low is not None:
+        bound = f"{'>' if strict else '>='} {low:g}"
+    else:
+        bound = "" if high is None else f"{'<' if open_high else '<='} {high:g}"
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number{' ' * bool(bound)}{bound}; got {value!r}")
+    inside = (low is None or (value > low if strict else value >= low)) and (
+        high is None or (value < high if open_high else value <= high)
+    )
+    if not inside:
+        raise ValueError(f"{name} must be {bound}; got {value!r}")
     return value
 
 
@@ -126,3 +123,16 @@ def as_ids(x: Any, n: int | None, name: str, *, distinct: bool = False) -> Tenso
         if repeats:
             raise ValueError(f"{name} must be distinct; got {repeats} repeat(s)")
     return ids
+
+
+def reject_unknown(
+    noun: str,
+    keys: Iterable[object],
+    known: Sequence[str],
+    where: str = "",
+    error: type[Exception] = ValueError,
+) -> None:
+    """Raise ``error`` with :func:`unknown`'s message for the first of ``keys`` not in ``known``."""
+    for key in keys:
+        if key not in known:
+            raise error(unknown(noun, key, known, where))

@@ -1,14 +1,15 @@
 """Name → component registries, so that config files can say ``{"name": "triplet", "margin": 0.1}``.
 
-A leaf module: it imports nothing from the package.
+A leaf module: it imports only the shared argument checks.
 """
 
 from __future__ import annotations
 
-import difflib
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
+
+from ._checks import reject_unknown
 
 T = TypeVar("T")
 
@@ -52,14 +53,22 @@ class Registry(Generic[T]):
 
     def get(self, name: str) -> type[T]:
         """The class registered as ``name``; a miss raises ``KeyError`` with close matches."""
-        if name not in self._entries:
-            close = difflib.get_close_matches(name, self._entries, n=3)
-            hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-            raise KeyError(f"unknown {self.kind} {name!r}{hint} known: {', '.join(self.names())}")
+        reject_unknown(self.kind, [name], self.names(), error=KeyError)
         return self._entries[name]
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries
+
+    def check(self, spec: Mapping[str, Any], *, supplied: Sequence[str] = ()) -> type[T]:
+        """The class ``spec`` names, once its name and keys are known; ``KeyError`` otherwise.
+
+        ``supplied``: parameters the caller fills in itself, which the spec may not set.
+        """
+        cls = self.get(spec["name"])
+        accepted = [p for p in inspect.signature(cls).parameters if p not in ("self", *supplied)]
+        keys = [k for k in spec if k != "name"]
+        reject_unknown("parameter", keys, accepted, f"{self.kind} {spec['name']!r}", KeyError)
+        return cls
 
     def build(self, spec: Mapping[str, Any] | str) -> T:
         """Build from ``{"name": ..., **params}`` (or a bare name); unknown parameters raise."""
@@ -68,19 +77,8 @@ class Registry(Generic[T]):
         if not isinstance(spec, Mapping) or "name" not in spec:
             raise ValueError(f"{self.kind} spec must be a mapping with a 'name' key; got {spec!r}")
         params = {k: v for k, v in spec.items() if k != "name"}
-        cls = self.get(spec["name"])
+        cls = self.check(spec)
         signature = inspect.signature(cls)
-        accepted = [p for p in signature.parameters if p != "self"]
-        unknown = [k for k in params if k not in accepted]
-        if unknown:
-            hints = []
-            for key in unknown:
-                close = difflib.get_close_matches(key, accepted, n=1)
-                hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-            raise KeyError(
-                f"{self.kind} {spec['name']!r} got unknown parameter(s) {', '.join(hints)}; "
-                f"accepted: {', '.join(accepted) or 'none'}"
-            )
         try:
             signature.bind(**params)
         except TypeError as err:

@@ -29,7 +29,6 @@ same number of batches; coverage is then likely but not guaranteed.
 from __future__ import annotations
 
 import hashlib
-import operator
 from collections import deque
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -40,19 +39,9 @@ import torch.distributed as dist
 from torch import Tensor
 from torch.utils.data import Sampler
 
+from ._checks import check_int
+
 Labels = Sequence[int] | Tensor | np.ndarray[Any, Any]
-
-
-def _integer(name: str, value: int, low: int | None = None) -> int:
-    """``value`` as an int, or a ValueError if it is not an integer (at least ``low``)."""
-    bound = "" if low is None else f" >= {low}"
-    try:
-        number = operator.index(value)
-    except TypeError:
-        raise ValueError(f"{name} must be an integer{bound}; got {value!r}") from None
-    if low is not None and number < low:
-        raise ValueError(f"{name} must be an integer{bound}; got {value!r}")
-    return number
 
 
 def _labels_tensor(labels: Labels) -> Tensor:
@@ -77,10 +66,10 @@ def _world(num_replicas: int | None, rank: int | None) -> tuple[int, int]:
         num_replicas = dist.get_world_size() if live else 1
     if rank is None:
         rank = dist.get_rank() if live else 0
-    num_replicas = _integer("num_replicas", num_replicas, 1)
-    if not 0 <= _integer("rank", rank) < num_replicas:
+    num_replicas = int(check_int("num_replicas", num_replicas, 1))
+    if not 0 <= int(check_int("rank", rank)) < num_replicas:
         raise ValueError(f"rank must be in [0, num_replicas) = [0, {num_replicas}); got {rank!r}")
-    return num_replicas, _integer("rank", rank)
+    return num_replicas, int(check_int("rank", rank))
 
 
 def _generator(seed: int, epoch: int) -> torch.Generator:
@@ -236,13 +225,13 @@ class MPerClassSampler(Sampler[list[int]]):
         rank: int | None = None,
     ) -> None:
         super().__init__()
-        self.m = _integer("m", m, 1)
-        self.batch_size = _integer("batch_size", batch_size, 1)
+        self.m = int(check_int("m", m, 1))
+        self.batch_size = int(check_int("batch_size", batch_size, 1))
         if self.batch_size % self.m:
             raise ValueError(
                 f"batch_size must be a multiple of m; got batch_size={batch_size!r}, m={m!r}"
             )
-        self.seed = _integer("seed", seed)
+        self.seed = int(check_int("seed", seed))
         self.replacement = bool(replacement)
         self.num_replicas, self.rank = _world(num_replicas, rank)
         self.epoch = 0
@@ -277,7 +266,7 @@ class MPerClassSampler(Sampler[list[int]]):
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose batches the next iteration yields (same on every rank)."""
-        self.epoch = _integer("epoch", epoch)
+        self.epoch = int(check_int("epoch", epoch))
 
     def global_batches(self) -> Tensor:
         """``(num_replicas * len(self), batch_size)`` dataset indices: the epoch of all ranks."""
@@ -328,7 +317,7 @@ class HierarchicalSampler(MPerClassSampler):
         **options: Any,
     ) -> None:  # fmt: skip
         super().__init__(labels, m, batch_size, **options)
-        self.classes_per_group = _integer("classes_per_group", classes_per_group, 1)
+        self.classes_per_group = int(check_int("classes_per_group", classes_per_group, 1))
         flat = _labels_tensor(labels)
         inverse = torch.unique(flat, return_inverse=True)[1]
         self._class_group = self._check_groups(groups, flat, inverse, int(inverse.max()) + 1)

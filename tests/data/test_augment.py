@@ -78,7 +78,7 @@ def test_runs_on_cuda() -> None:
         (
             {"sise": 4},
             KeyError,
-            r"unknown augmentation setting\(s\) 'sise' \(did you mean 'size'\?\)",
+            r"unknown key 'sise' in augmentation; did you mean 'size'\?",
         ),
         ({"size": 0}, ValueError, r"size must be a positive int or \(height, width\); got 0"),
         (

@@ -66,6 +66,6 @@ def test_misses_suggest_close_names() -> None:
     with pytest.raises(KeyError, match=r"unknown dataset 'cub'; did you mean 'cub200'\?"):
         data.build_dataset({"name": "cub", "root": "x"})
     with pytest.raises(
-        KeyError, match=r"unknown parameter\(s\) 'spilt' \(did you mean 'split'\?\)"
+        KeyError, match=r"unknown parameter 'spilt' in dataset '\w+'; did you mean 'split'\?"
     ):
         data.build_dataset({"name": "digits", "spilt": "train"})

@@ -159,7 +159,9 @@ def test_built_from_a_spec_and_subset_keeps_the_fields(tmp_path: Path) -> None:
     assert part.extra["item_id"].tolist() == rows.tolist() == [14, 1]
     assert part.extra["drawing"].tolist() == a["drawing"][rows].tolist()
     np.testing.assert_allclose(items(part), a["images"][rows][:, None] / 255.0, atol=1e-7)
-    with pytest.raises(KeyError, match=r"unknown parameter\(s\) 'wher' \(did you mean 'where'"):
+    with pytest.raises(
+        KeyError, match=r"unknown parameter 'wher' in dataset '\w+'; did you mean 'where'"
+    ):
         build_dataset({"name": "npz", "path": str(path), "wher": {}})
 
 

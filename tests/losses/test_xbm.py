@@ -113,9 +113,9 @@ def test_mined_indices_go_to_the_batch_term_only() -> None:
 
 
 def test_bad_arguments_raise() -> None:
-    with pytest.raises(ValueError, match=r"memory_size must be a positive int; got 0"):
+    with pytest.raises(ValueError, match=r"memory_size must be an integer >= 1; got 0"):
         CrossBatchMemory(ContrastiveLoss(), embedding_dim=4, memory_size=0)
-    with pytest.raises(ValueError, match=r"embedding_dim must be a positive int; got 2.5"):
+    with pytest.raises(ValueError, match=r"embedding_dim must be an integer >= 1; got 2.5"):
         CrossBatchMemory(ContrastiveLoss(), embedding_dim=2.5, memory_size=8)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"weight must be >= 0; got -1.0"):
         CrossBatchMemory(ContrastiveLoss(), embedding_dim=4, memory_size=8, weight=-1.0)

@@ -129,10 +129,10 @@ def test_low_precision_embeddings_are_accepted() -> None:
     "kwargs, match",
     [
         ({"cutoff": 0.0}, "cutoff must be > 0"),
-        ({"cutoff": 1.0, "nonzero_loss_cutoff": 1.0}, "nonzero_loss_cutoff must be > 1.0"),
+        ({"cutoff": 1.0, "nonzero_loss_cutoff": 1.0}, "nonzero_loss_cutoff must be > 1; got 1.0"),
         ({"nonzero_loss_cutoff": 2.5}, "nonzero_loss_cutoff must be <= 2"),
         ({"seed": -1}, "seed must be >= 0; got -1"),
-        ({"cutoff": float("nan")}, "cutoff must be finite"),
+        ({"cutoff": float("nan")}, "cutoff must be a finite number > 0; got nan"),
     ],
 )
 def test_bad_parameters_raise(kwargs: dict[str, float], match: str) -> None:

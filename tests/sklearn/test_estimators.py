@@ -195,10 +195,10 @@ def test_bad_training_data(make, data, message: str) -> None:
     ("learner", "message"),
     [
         (NCA(n_components=20), "n_components must be <= n_features = 13; got 20"),
-        (NCA(batch_size=1), "batch_size must be an int >= 2 or None; got 1"),
+        (NCA(batch_size=1), "batch_size must be an integer >= 2 or None; got 1"),
         (NCA(init="lda"), "init must be 'auto', 'identity', 'pca', 'random' or an array"),
         (NCA(device="tpu"), "device must be a torch device name"),
-        (LMNN(push_weight=1.5), r"push_weight must be a float in \[0.0, 1.0\]; got 1.5"),
+        (LMNN(push_weight=1.5), r"push_weight must be in \[0, 1\]; got 1.5"),
         (ITML(bounds=(2.0, 1.0)), r"bounds must be \(u, l\) with 0 < u <= l"),
         (ITML(prior="lda"), "prior must be 'identity', 'covariance' or an array"),
         (DeepMetricLearner(embedder=(8, 0)), "embedder must be an nn.Module or a non-empty"),

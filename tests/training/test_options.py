@@ -34,7 +34,7 @@ def _train(train_data=None, val_data=None, opts=None, **kwargs):  # type: ignore
     ("build", "match"),
     [
         (lambda: OptimizerOptions(name="adamm"), r"optimizer.name must be one of .*'adam'"),
-        (lambda: OptimizerOptions(lr=0), r"optimizer.lr must be a finite number > 0; got 0"),
+        (lambda: OptimizerOptions(lr=0), r"optimizer.lr must be > 0; got 0"),
         (lambda: OptimizerOptions(grad_clip=-1.0), r"optimizer.grad_clip must be"),
         (lambda: ScheduleOptions(name="cosin"), r"schedule.name must be one of .*'cosine'"),
         (lambda: ScheduleOptions(min_lr_ratio=2.0), r"schedule.min_lr_ratio must be in \[0, 1\]"),
@@ -50,7 +50,7 @@ def _train(train_data=None, val_data=None, opts=None, **kwargs):  # type: ignore
         (lambda: TrainOptions(augment={"size": 0}), r"size must be a positive int"),
         (
             lambda: TrainOptions.from_dict({"epoch": 3}),
-            r"unknown train options key 'epoch' \(did you mean 'epochs'\?\)",
+            r"unknown key 'epoch' in train options; did you mean 'epochs'\?",
         ),
     ],
 )

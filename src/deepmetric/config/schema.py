@@ -15,8 +15,6 @@ run's outputs.
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import inspect
 import os
 import typing
 from collections.abc import Mapping, Sequence
@@ -27,6 +25,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from .._atomic import write_text_atomically
+from .._checks import unknown
 from ..models import EmbedderConfig
 from ..training import OptimizerOptions, RuntimeOptions, ScheduleOptions, TrainOptions
 from ..training.options import ValidationOptions
@@ -59,13 +58,9 @@ def _check_spec(kind: str, spec: Mapping[str, Any], *, injected: Sequence[str] =
     if not isinstance(spec.get("name"), str):
         raise ValueError(f"a {kind} spec needs a string 'name' key; got {dict(spec)!r}")
     try:
-        cls = registry.get(spec["name"])
+        registry.check(spec, supplied=injected)
     except KeyError as err:
         raise ValueError(str(err.args[0])) from None
-    accepted = [p for p in inspect.signature(cls).parameters if p != "self"]
-    for key in spec:
-        if key != "name" and (key not in accepted or key in injected):
-            raise ValueError(_unknown(key, [a for a in accepted if a not in injected], kind))
 
 
 _INJECTED = ("num_classes", "embedding_dim")
@@ -75,12 +70,6 @@ def _augment(values: Mapping[str, Any]) -> None:
     from ..data import AugmentConfig
 
     AugmentConfig.from_mapping(values)
-
-
-def _unknown(key: str, known: Sequence[str], where: str) -> str:
-    close = difflib.get_close_matches(str(key), list(known), n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    return f"unknown key {key!r} in {where}{hint} (known: {', '.join(known)})"
 
 
 class DataConfig(_Section):
@@ -286,7 +275,7 @@ def _check_keys(data: Any, kind: Any, where: str) -> None:
             continue
         for key, value in data.items():
             if key not in fields:
-                raise ConfigError(_unknown(str(key), list(fields), where or "the config"))
+                raise ConfigError(unknown("key", key, list(fields), where or "the config"))
             _check_keys(value, fields[key], f"{where}.{key}" if where else str(key))
 
 

@@ -19,12 +19,13 @@ which the training loop calls; the data sampler keeps its own generator.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from collections.abc import Mapping
 from typing import Any, Literal
 
 import kornia.augmentation as K
 from torch import Tensor, nn
+
+from .._checks import reject_unknown
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -98,18 +99,7 @@ class AugmentConfig:
     def from_mapping(cls, values: Mapping[str, Any]) -> AugmentConfig:
         """A config from a dict (e.g. parsed JSON/YAML); unknown keys raise KeyError with a hint."""
         fields = [f.name for f in dataclasses.fields(cls)]
-        unknown = [key for key in values if key not in fields]
-        if unknown:
-            hints = [
-                f"{key!r}"
-                + "".join(
-                    f" (did you mean {c!r}?)" for c in difflib.get_close_matches(key, fields, n=1)
-                )
-                for key in unknown
-            ]
-            raise KeyError(
-                f"unknown augmentation setting(s) {', '.join(hints)}; accepted: {', '.join(fields)}"
-            )
+        reject_unknown("key", values, fields, "augmentation", KeyError)
         converted: dict[str, Any] = {
             k: tuple(v) if isinstance(v, list) else v for k, v in values.items()
         }

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from .._checks import check_choice
 from ..registry import Registry
 
 Reduction = Literal["mean", "sum", "none"]
@@ -19,15 +20,7 @@ LOSSES: Registry[torch.nn.Module] = Registry("loss")
 
 
 def check_reduction(reduction: str) -> None:
-    if reduction not in REDUCTIONS:
-        raise ValueError(f"reduction must be one of {REDUCTIONS}; got {reduction!r}")
-
-
-def check_positive(name: str, value: float, *, allow_zero: bool = False) -> None:
-    """Raise ``ValueError`` unless ``value > 0`` (or ``>= 0`` with ``allow_zero``)."""
-    if not (value >= 0 if allow_zero else value > 0):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be {bound}; got {value!r}")
+    check_choice("reduction", reduction, REDUCTIONS)
 
 
 def reduce(values: Tensor, reduction: Reduction) -> Tensor:

@@ -6,9 +6,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .._checks import check_number
 from ..distances import cosine_similarity
 from ..tuples import MinedIndices, check_inputs, pair_masks
-from ._common import LOSSES, Reduction, check_positive, check_reduction, masked_logsumexp
+from ._common import LOSSES, Reduction, check_reduction, masked_logsumexp
 
 
 def circle_loss(sim: Tensor, pos: Tensor, neg: Tensor, m: float, gamma: float) -> Tensor:
@@ -66,8 +67,8 @@ class CircleLoss(nn.Module):
 
     def __init__(self, m: float = 0.4, gamma: float = 80.0, reduction: Reduction = "mean") -> None:
         super().__init__()
-        check_positive("m", m, allow_zero=True)
-        check_positive("gamma", gamma)
+        check_number("m", m, low=0)
+        check_number("gamma", gamma, low=0, strict=True)
         check_reduction(reduction)
         self.m, self.gamma, self.reduction = m, gamma, reduction
 

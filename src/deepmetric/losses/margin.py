@@ -5,9 +5,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from .._checks import check_number
 from ..distances import Metric, check_metric, is_similarity
 from ..tuples import MinedIndices, as_pairs, check_inputs, distance_like, label_masks
-from ._common import LOSSES, Reduction, check_positive, check_reduction
+from ._common import LOSSES, Reduction, check_reduction
 from ._common import reduce as _reduce
 
 
@@ -73,8 +74,8 @@ class MarginLoss(nn.Module):
         reduction: Reduction = "mean",
     ) -> None:
         super().__init__()
-        check_positive("margin", margin, allow_zero=True)
-        check_positive("nu", nu, allow_zero=True)
+        check_number("margin", margin, low=0)
+        check_number("nu", nu, low=0)
         if num_classes is not None and (isinstance(num_classes, bool) or num_classes < 1):
             raise ValueError(f"num_classes must be a positive int or None; got {num_classes!r}")
         check_reduction(reduction)

@@ -14,10 +14,11 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from .._checks import check_number
 from ..distances import normalize_rows
 from ..tuples import MinedIndices
 from ._classes import check_class_loss_params, class_loss_inputs
-from ._common import LOSSES, Reduction, check_positive
+from ._common import LOSSES, Reduction
 from ._common import reduce as _reduce
 
 
@@ -63,7 +64,7 @@ class _NormalizedSoftmax(nn.Module):
     ) -> None:
         super().__init__()
         check_class_loss_params(num_classes, embedding_dim, reduction)
-        check_positive("scale", scale)
+        check_number("scale", scale, low=0, strict=True)
         self.num_classes, self.embedding_dim = num_classes, embedding_dim
         self.scale, self.reduction = scale, reduction
         # N(0, 0.01^2) as in the ArcFace authors' insightface code: random directions
@@ -185,7 +186,7 @@ class CosFaceLoss(_NormalizedSoftmax):
         reduction: Reduction = "mean",
     ) -> None:
         super().__init__(num_classes, embedding_dim, scale, reduction)
-        check_positive("margin", margin, allow_zero=True)
+        check_number("margin", margin, low=0)
         self.margin = margin
 
     def target_cos(self, cos: Tensor) -> Tensor:
@@ -230,6 +231,6 @@ class NormalizedSoftmaxLoss(_NormalizedSoftmax):
         temperature: float = 0.05,
         reduction: Reduction = "mean",
     ) -> None:
-        check_positive("temperature", temperature)
+        check_number("temperature", temperature, low=0, strict=True)
         super().__init__(num_classes, embedding_dim, 1.0 / temperature, reduction)
         self.temperature = temperature

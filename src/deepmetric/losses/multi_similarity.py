@@ -6,9 +6,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .._checks import check_number
 from ..distances import Metric, check_metric, is_similarity
 from ..tuples import MinedIndices, check_inputs, distance_like, pair_masks
-from ._common import LOSSES, Reduction, check_positive, check_reduction, masked_logsumexp
+from ._common import LOSSES, Reduction, check_reduction, masked_logsumexp
 from ._common import reduce as _reduce
 
 
@@ -80,8 +81,8 @@ class MultiSimilarityLoss(nn.Module):
         reduction: Reduction = "mean",
     ) -> None:
         super().__init__()
-        check_positive("alpha", alpha)
-        check_positive("beta", beta)
+        check_number("alpha", alpha, low=0, strict=True)
+        check_number("beta", beta, low=0, strict=True)
         check_reduction(reduction)
         check_metric(metric)
         self.alpha, self.beta, self.base = alpha, beta, base

@@ -8,9 +8,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .._checks import check_number
 from ..distances import Metric, check_metric, is_similarity, pairwise
 from ..tuples import MinedIndices, Pairs, as_pairs, check_inputs, distance_like, label_masks
-from ._common import LOSSES, Reduction, check_positive, check_reduction, masked_logsumexp
+from ._common import LOSSES, Reduction, check_reduction, masked_logsumexp
 from ._common import reduce as _reduce
 
 
@@ -77,7 +78,7 @@ class NPairLoss(nn.Module):
         super().__init__()
         if negatives not in ("mined", "other_pairs"):
             raise ValueError(f"negatives must be 'mined' or 'other_pairs'; got {negatives!r}")
-        check_positive("l2_reg", l2_reg, allow_zero=True)
+        check_number("l2_reg", l2_reg, low=0)
         check_reduction(reduction)
         if reduction == "none" and l2_reg != 0:
             raise ValueError(

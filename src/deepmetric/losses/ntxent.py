@@ -5,9 +5,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from .._checks import check_number
 from ..distances import Metric, check_metric, is_similarity, pairwise
 from ..tuples import MinedIndices, as_pairs, check_inputs, label_masks
-from ._common import LOSSES, Reduction, check_positive, check_reduction, masked_logsumexp
+from ._common import LOSSES, Reduction, check_reduction, masked_logsumexp
 from ._common import reduce as _reduce
 
 
@@ -69,7 +70,7 @@ class NTXentLoss(nn.Module):
         self, temperature: float = 0.07, metric: Metric = "cosine", reduction: Reduction = "mean"
     ) -> None:
         super().__init__()
-        check_positive("temperature", temperature)
+        check_number("temperature", temperature, low=0, strict=True)
         check_reduction(reduction)
         check_metric(metric)
         self.temperature, self.metric, self.reduction = temperature, metric, reduction

@@ -5,9 +5,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from .._checks import check_number
 from ..distances import Metric, check_metric, is_similarity, paired, pairwise
 from ..tuples import MinedIndices, as_pairs, check_inputs
-from ._common import LOSSES, Reduction, check_positive, check_reduction, zero_loss
+from ._common import LOSSES, Reduction, check_reduction, zero_loss
 
 
 def prototype_logits(
@@ -82,7 +83,7 @@ class PrototypicalLoss(nn.Module):
     ) -> None:
         super().__init__()
         check_metric(metric)
-        check_positive("temperature", temperature)
+        check_number("temperature", temperature, low=0, strict=True)
         check_reduction(reduction)
         self.metric, self.temperature, self.reduction = metric, temperature, reduction
 

@@ -6,10 +6,11 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from .._checks import check_number
 from ..distances import normalize_rows
 from ..tuples import MinedIndices
 from ._classes import check_class_loss_params, class_loss_inputs
-from ._common import LOSSES, Reduction, check_positive
+from ._common import LOSSES, Reduction
 from ._common import reduce as _reduce
 
 
@@ -78,7 +79,7 @@ class ProxyNCALoss(nn.Module):
     ) -> None:
         super().__init__()
         check_class_loss_params(num_classes, embedding_dim, reduction)
-        check_positive("scale", scale)
+        check_number("scale", scale, low=0, strict=True)
         self.num_classes, self.embedding_dim = num_classes, embedding_dim
         self.scale, self.reduction = scale, reduction
         self.proxies = nn.Parameter(torch.randn(num_classes, embedding_dim))
@@ -169,8 +170,8 @@ class ProxyAnchorLoss(nn.Module):
     ) -> None:
         super().__init__()
         check_class_loss_params(num_classes, embedding_dim, reduction)
-        check_positive("margin", margin, allow_zero=True)
-        check_positive("alpha", alpha)
+        check_number("margin", margin, low=0)
+        check_number("alpha", alpha, low=0, strict=True)
         self.num_classes, self.embedding_dim = num_classes, embedding_dim
         self.margin, self.alpha, self.reduction = margin, alpha, reduction
         self.proxies = nn.Parameter(torch.empty(num_classes, embedding_dim))

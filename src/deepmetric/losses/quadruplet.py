@@ -5,9 +5,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from .._checks import check_number
 from ..distances import Metric
 from ..tuples import MinedIndices, as_triplets, check_inputs, distance_like, label_masks
-from ._common import LOSSES, Reduction, check_positive, check_reduction, zero_loss
+from ._common import LOSSES, Reduction, check_reduction, zero_loss
 from ._common import reduce as _reduce
 
 
@@ -169,8 +170,8 @@ class QuadrupletLoss(nn.Module):
         reduction: Reduction = "mean",
     ) -> None:
         super().__init__()
-        check_positive("margin", margin, allow_zero=True)
-        check_positive("second_margin", second_margin, allow_zero=True)
+        check_number("margin", margin, low=0)
+        check_number("second_margin", second_margin, low=0)
         check_reduction(reduction)
         distance_like(torch.zeros(1, 1), torch.zeros(1, 1), metric)  # validates the metric
         self.margin, self.second_margin = margin, second_margin

@@ -8,10 +8,11 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from .._checks import check_number
 from ..distances import normalize_rows
 from ..tuples import MinedIndices
 from ._classes import check_class_loss_params, class_loss_inputs
-from ._common import LOSSES, Reduction, check_positive
+from ._common import LOSSES, Reduction
 from ._common import reduce as _reduce
 
 # Inside the centre regulariser's square root, as in the authors' code: keeps the gradient of
@@ -126,10 +127,10 @@ class SoftTripleLoss(nn.Module):
         k = centers_per_class
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ValueError(f"centers_per_class must be a positive int; got {k!r}")
-        check_positive("la", la)
-        check_positive("gamma", gamma)
-        check_positive("margin", margin, allow_zero=True)
-        check_positive("tau", tau, allow_zero=True)
+        check_number("la", la, low=0, strict=True)
+        check_number("gamma", gamma, low=0, strict=True)
+        check_number("margin", margin, low=0)
+        check_number("tau", tau, low=0)
         self.num_classes, self.embedding_dim, self.centers_per_class = num_classes, embedding_dim, k
         self.la, self.gamma, self.margin, self.tau = la, gamma, margin, tau
         self.reduction = reduction

@@ -5,9 +5,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from .._checks import check_number
 from ..distances import Metric, check_metric
 from ..tuples import MinedIndices, check_inputs, pair_masks
-from ._common import LOSSES, Reduction, check_positive, check_reduction, masked_logsumexp, zero_loss
+from ._common import LOSSES, Reduction, check_reduction, masked_logsumexp, zero_loss
 from .ntxent import similarity_logits
 
 
@@ -67,7 +68,7 @@ class SupConLoss(nn.Module):
         self, temperature: float = 0.1, metric: Metric = "cosine", reduction: Reduction = "mean"
     ) -> None:
         super().__init__()
-        check_positive("temperature", temperature)
+        check_number("temperature", temperature, low=0, strict=True)
         check_reduction(reduction)
         check_metric(metric)
         self.temperature, self.metric, self.reduction = temperature, metric, reduction

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from .._checks import check_number
 from ..distances import Metric
 from ..tuples import (
     MinedIndices,
@@ -15,7 +16,7 @@ from ..tuples import (
     label_masks,
     mined_distance_like,
 )
-from ._common import LOSSES, Reduction, check_positive, check_reduction, zero_loss
+from ._common import LOSSES, Reduction, check_reduction, zero_loss
 from ._common import reduce as _reduce
 
 
@@ -77,7 +78,7 @@ class TripletMarginLoss(nn.Module):
         self, margin: float = 0.05, metric: Metric = "euclidean", reduction: Reduction = "mean"
     ) -> None:
         super().__init__()
-        check_positive("margin", margin, allow_zero=True)
+        check_number("margin", margin, low=0)
         check_reduction(reduction)
         distance_like(torch.zeros(1, 1), torch.zeros(1, 1), metric)  # validates the metric
         self.margin, self.metric, self.reduction = margin, metric, reduction

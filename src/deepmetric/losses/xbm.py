@@ -5,13 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from .._checks import check_int, check_number
 from ..tuples import MinedIndices, check_inputs
-from ._common import check_positive
-
-
-def _check_size(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive int; got {value!r}")
 
 
 class CrossBatchMemory(nn.Module):
@@ -68,9 +63,9 @@ class CrossBatchMemory(nn.Module):
             raise ValueError(
                 f"loss reduction must be 'mean' or 'sum'; got {getattr(loss, 'reduction', None)!r}"
             )
-        _check_size("embedding_dim", embedding_dim)
-        _check_size("memory_size", memory_size)
-        check_positive("weight", weight, allow_zero=True)
+        check_int("embedding_dim", embedding_dim, low=1)
+        check_int("memory_size", memory_size, low=1)
+        check_number("weight", weight, low=0)
         self.loss, self.weight = loss, weight
         self.embedding_dim, self.memory_size = embedding_dim, memory_size
         self.register_buffer("memory", torch.zeros(memory_size, embedding_dim))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor, nn
 
@@ -11,18 +9,6 @@ from ..registry import Registry
 from ..tuples import MinedIndices, Pairs, Triplets, check_inputs
 
 MINERS: Registry[nn.Module] = Registry("miner")
-
-
-def check_number(
-    name: str, value: float, *, minimum: float | None = None, strict: bool = False
-) -> None:
-    """Raise unless ``value`` is a finite real number (``> minimum`` or ``>= minimum``)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be a real number; got {value!r}")
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite; got {value!r}")
-    if minimum is not None and not (value > minimum if strict else value >= minimum):
-        raise ValueError(f"{name} must be {'>' if strict else '>='} {minimum}; got {value!r}")
 
 
 class Miner(nn.Module):

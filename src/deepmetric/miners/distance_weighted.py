@@ -5,9 +5,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .._checks import check_number
 from ..distances import euclidean_distance
 from ..tuples import Triplets, label_masks
-from ._common import MINERS, Miner, check_number, empty_triplets, row_ranks
+from ._common import MINERS, Miner, empty_triplets, row_ranks
 
 
 def distance_weighted_probabilities(
@@ -89,8 +90,8 @@ class DistanceWeightedMiner(Miner):
         self, cutoff: float = 0.5, nonzero_loss_cutoff: float = 1.4, seed: int = 0
     ) -> None:
         super().__init__()
-        check_number("cutoff", cutoff, minimum=0.0, strict=True)
-        check_number("nonzero_loss_cutoff", nonzero_loss_cutoff, minimum=cutoff, strict=True)
+        check_number("cutoff", cutoff, low=0.0, strict=True)
+        check_number("nonzero_loss_cutoff", nonzero_loss_cutoff, low=cutoff, strict=True)
         if nonzero_loss_cutoff > 2.0:
             raise ValueError(
                 "nonzero_loss_cutoff must be <= 2 (distances between unit vectors lie in "

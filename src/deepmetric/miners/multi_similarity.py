@@ -5,9 +5,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .._checks import check_number
 from ..distances import Metric, check_metric
 from ..tuples import Pairs, distance_like, label_masks
-from ._common import MINERS, Miner, check_number, empty_pairs, pairs_from_masks
+from ._common import MINERS, Miner, empty_pairs, pairs_from_masks
 
 
 def multi_similarity_pairs(dist: Tensor, pos: Tensor, neg: Tensor, epsilon: float) -> Pairs:
@@ -58,7 +59,7 @@ class MultiSimilarityMiner(Miner):
 
     def __init__(self, epsilon: float = 0.1, metric: Metric = "cosine") -> None:
         super().__init__()
-        check_number("epsilon", epsilon, minimum=0.0)
+        check_number("epsilon", epsilon, low=0.0)
         check_metric(metric)
         self.epsilon, self.metric = epsilon, metric
 

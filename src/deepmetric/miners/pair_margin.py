@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from .._checks import check_number
 from ..distances import Metric, check_metric, is_similarity
 from ..tuples import Pairs, distance_like, label_masks
-from ._common import MINERS, Miner, check_number, pairs_from_masks
+from ._common import MINERS, Miner, pairs_from_masks
 
 
 @MINERS.register("pair_margin")

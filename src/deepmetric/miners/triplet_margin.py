@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from .._checks import check_number
 from ..distances import Metric, check_metric
 from ..tuples import Triplets, distance_like, label_masks
-from ._common import MINERS, Miner, check_number, window_triplets
+from ._common import MINERS, Miner, window_triplets
 
 
 @MINERS.register("semi_hard")
@@ -44,7 +45,7 @@ class SemiHardMiner(Miner):
 
     def __init__(self, margin: float = 0.2, metric: Metric = "euclidean") -> None:
         super().__init__()
-        check_number("margin", margin, minimum=0.0, strict=True)
+        check_number("margin", margin, low=0.0, strict=True)
         check_metric(metric)
         self.margin, self.metric = margin, metric
 
@@ -89,7 +90,7 @@ class HardNegativeMiner(Miner):
 
     def __init__(self, margin: float = 0.0, metric: Metric = "euclidean") -> None:
         super().__init__()
-        check_number("margin", margin, minimum=0.0)
+        check_number("margin", margin, low=0.0)
         check_metric(metric)
         self.margin, self.metric = margin, metric
 

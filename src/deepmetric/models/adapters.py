@@ -12,7 +12,8 @@ from types import ModuleType
 
 from torch import Tensor, nn
 
-from .backbones import BACKBONES, check_positive_int
+from .._checks import check_int
+from .backbones import BACKBONES
 
 
 def _require(module: str, extra: str, what: str) -> ModuleType:
@@ -47,7 +48,7 @@ class TimmBackbone(nn.Module):
         super().__init__()
         if not isinstance(model_name, str) or not model_name:
             raise ValueError(f"model_name must be a non-empty string; got {model_name!r}")
-        check_positive_int("in_channels", in_channels)
+        check_int("in_channels", in_channels, low=1)
         timm = _require("timm", "timm", "the 'timm' backbone")
         self.model = timm.create_model(
             model_name, pretrained=False, num_classes=0, in_chans=in_channels

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from torch import Tensor, nn
 
+from .._checks import check_int, check_number
 from ..registry import Registry
 
 BACKBONES: Registry[nn.Module] = Registry("backbone")
@@ -26,20 +27,6 @@ _ACTIVATIONS: dict[str, type[nn.Module]] = {
     "leaky_relu": nn.LeakyReLU,
     "silu": nn.SiLU,
 }
-
-
-def check_positive_int(name: str, value: object) -> int:
-    """``value`` if it is an int >= 1 (bools rejected), else ``ValueError`` naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1; got {value!r}")
-    return value
-
-
-def check_dropout(name: str, value: object) -> float:
-    """``value`` if it is a probability in [0, 1), else ``ValueError`` naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
-        raise ValueError(f"{name} must be a number in [0, 1); got {value!r}")
-    return float(value)
 
 
 @BACKBONES.register("conv4")
@@ -70,9 +57,9 @@ class Conv4(nn.Module):
 
     def __init__(self, in_channels: int = 3, channels: int = 64, num_blocks: int = 4) -> None:
         super().__init__()
-        check_positive_int("in_channels", in_channels)
-        check_positive_int("channels", channels)
-        check_positive_int("num_blocks", num_blocks)
+        check_int("in_channels", in_channels, low=1)
+        check_int("channels", channels, low=1)
+        check_int("num_blocks", num_blocks, low=1)
         self.in_channels, self.num_blocks, self.num_features = in_channels, num_blocks, channels
         self.blocks = nn.Sequential(
             *(
@@ -136,13 +123,13 @@ class MLP(nn.Module):
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        check_positive_int("in_features", in_features)
+        check_int("in_features", in_features, low=1)
         if isinstance(hidden_sizes, str | bytes) or not isinstance(hidden_sizes, Sequence):
             raise ValueError(f"hidden_sizes must be a sequence of integers; got {hidden_sizes!r}")
-        sizes = [check_positive_int("hidden_sizes[i]", s) for s in hidden_sizes]
+        sizes = [check_int("hidden_sizes[i]", s, low=1) for s in hidden_sizes]
         if activation not in _ACTIVATIONS:
             raise ValueError(f"activation must be one of {tuple(_ACTIVATIONS)}; got {activation!r}")
-        check_dropout("dropout", dropout)
+        check_number("dropout", dropout, low=0, high=1, open_high=True)
         layers: list[nn.Module] = []
         for width_in, width_out in zip([in_features, *sizes], sizes, strict=False):
             layers.append(nn.Linear(width_in, width_out))

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import difflib
 import json
 from collections.abc import Mapping
 from typing import Any, Literal
 
 from torch import Tensor, nn
 
-from .backbones import build_backbone, check_dropout, check_positive_int, num_features
+from .._checks import check_int, check_number, reject_unknown
+from .backbones import build_backbone, num_features
 from .pooling import POOLINGS, Pooling, build_pooling
 
 Projection = Literal["linear", "mlp"]
@@ -75,12 +75,12 @@ class EmbedderConfig:
                 f"backbone's width); got {self.embedding_dim!r}"
             )
         if self.projection is not None:
-            check_positive_int("embedding_dim", self.embedding_dim)
+            check_int("embedding_dim", self.embedding_dim, low=1)
         if self.mlp_hidden is not None:
             if self.projection != "mlp":
                 raise ValueError(f"mlp_hidden needs projection='mlp'; got {self.projection!r}")
-            check_positive_int("mlp_hidden", self.mlp_hidden)
-        check_dropout("dropout", self.dropout)
+            check_int("mlp_hidden", self.mlp_hidden, low=1)
+        check_number("dropout", self.dropout, low=0, high=1, open_high=True)
 
     def _check_backbone(self) -> None:
         spec = self.backbone
@@ -106,20 +106,7 @@ class EmbedderConfig:
         if not isinstance(data, Mapping):
             raise TypeError(f"an embedder config must be a mapping; got {type(data).__name__}")
         known = [f.name for f in dataclasses.fields(cls)]
-        unknown = [k for k in data if k not in known]
-        if unknown:
-            hints = [
-                f"{k!r}"
-                + (
-                    f" (did you mean {m[0]!r}?)"
-                    if (m := difflib.get_close_matches(k, known, n=1))
-                    else ""
-                )
-                for k in unknown
-            ]
-            raise KeyError(
-                f"unknown embedder config key(s) {', '.join(hints)}; known: {', '.join(known)}"
-            )
+        reject_unknown("key", data, known, "the embedder config", KeyError)
         if "backbone" not in data:
             raise KeyError("embedder config needs a 'backbone' key, e.g. {'name': 'resnet18'}")
         return cls(**data)

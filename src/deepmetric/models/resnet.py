@@ -17,7 +17,8 @@ from typing import Literal
 
 from torch import Tensor, nn
 
-from .backbones import BACKBONES, check_images, check_positive_int
+from .._checks import check_int
+from .backbones import BACKBONES, check_images
 
 Block = Literal["basic", "bottleneck"]
 
@@ -115,8 +116,8 @@ class ResNet(nn.Module):
             raise ValueError(f"block must be 'basic' or 'bottleneck'; got {block!r}")
         if len(layers) != 4:
             raise ValueError(f"layers must give 4 stage depths; got {list(layers)!r}")
-        depths = [check_positive_int("layers[i]", n) for n in layers]
-        self.in_channels = check_positive_int("in_channels", in_channels)
+        depths = [check_int("layers[i]", n, low=1) for n in layers]
+        self.in_channels = check_int("in_channels", in_channels, low=1)
         unit: type[BasicBlock] | type[Bottleneck] = BasicBlock if block == "basic" else Bottleneck
         if small_input:
             self.conv1 = nn.Conv2d(in_channels, 64, 3, 1, padding=1, bias=False)

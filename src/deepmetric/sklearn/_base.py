@@ -16,6 +16,8 @@ from sklearn.decomposition import PCA
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from .._checks import check_int
+
 Array = np.ndarray[Any, Any]
 FLOATS = [np.float64, np.float32]
 
@@ -43,27 +45,6 @@ def check_classes(estimator: BaseEstimator, X: Any, y: Any) -> tuple[Array, Arra
         )
     estimator.classes_ = classes
     return X, encoded.astype(np.int64)
-
-
-def check_int(name: str, value: Any, low: int, none_ok: bool = False) -> None:
-    """``ValueError`` unless ``value`` is an int ``>= low`` (or ``None`` when allowed)."""
-    if value is None and none_ok:
-        return
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(
-            f"{name} must be an int >= {low}{' or None' if none_ok else ''}; got {value!r}"
-        )
-
-
-def check_float(
-    name: str, value: Any, low: float, high: float = np.inf, *, closed: bool = False
-) -> None:
-    """``ValueError`` unless ``value`` is a real number in ``(low, high]`` (``[low, high]`` if
-    ``closed``)."""
-    real = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if not real or not (low <= value if closed else low < value) or not value <= high:
-        interval = f"{'[' if closed else '('}{low}, {high}]"
-        raise ValueError(f"{name} must be a float in {interval}; got {value!r}")
 
 
 def resolve_device(device: str) -> torch.device:
@@ -118,7 +99,7 @@ def initial_components(X: Array, n_components: int, init: Any, seed: int) -> Arr
 
 def output_dim(n_components: int | None, n_features: int) -> int:
     """The number of output dimensions; ``ValueError`` if above ``n_features``."""
-    check_int("n_components", n_components, 1, none_ok=True)
+    check_int("n_components", n_components, 1, optional=True)
     if n_components is None:
         return n_features
     if n_components > n_features:

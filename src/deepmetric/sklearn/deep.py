@@ -14,9 +14,10 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
 from .. import losses, miners
+from .._checks import check_int, check_number
 from ..losses._common import LOSSES
 from ..samplers import MPerClassSampler
-from ._base import Array, check_classes, check_float, check_int, resolve_device, seed_from
+from ._base import Array, check_classes, resolve_device, seed_from
 from .embedding import embed
 
 _SAMPLER_DEFAULTS = {"m": 4, "batch_size": 64}
@@ -120,7 +121,7 @@ class DeepMetricLearner(TransformerMixin, BaseEstimator):
         """Train on ``X: (n_samples, n_features)`` and class labels ``y``."""
         X, labels = check_classes(self, X, y)
         check_int("max_epochs", self.max_epochs, 1)
-        check_float("learning_rate", self.learning_rate, 0.0)
+        check_number("learning_rate", self.learning_rate, low=0.0, strict=True)
         m, batch_size = sampler_settings(self.sampler)
         device = resolve_device(self.device)
         seed = seed_from(self.random_state)

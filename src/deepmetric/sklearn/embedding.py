@@ -12,7 +12,8 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
-from ._base import Array, check_int, resolve_device
+from .._checks import check_int
+from ._base import Array, resolve_device
 
 
 def embed(model: nn.Module, X: Array, batch_size: int, device: torch.device) -> Array:

@@ -14,12 +14,11 @@ from typing import Any
 
 import numpy as np
 
+from .._checks import check_int, check_number
 from ._base import (
     Array,
     MahalanobisLearner,
     check_classes,
-    check_float,
-    check_int,
     output_dim,
     seed_from,
 )
@@ -196,10 +195,10 @@ class ITML(MahalanobisLearner):
     def fit(self, X: Any, y: Any) -> ITML:
         """Learn ``components_`` from ``X: (n_samples, n_features)`` and class labels ``y``."""
         X, labels = check_classes(self, X, y)
-        check_float("gamma", self.gamma, 0.0)
+        check_number("gamma", self.gamma, low=0.0, strict=True)
         check_int("max_iter", self.max_iter, 1)
-        check_float("tol", self.tol, 0.0)
-        check_int("num_constraints", self.num_constraints, 2, none_ok=True)
+        check_number("tol", self.tol, low=0.0, strict=True)
+        check_int("num_constraints", self.num_constraints, 2, optional=True)
         n_components = output_dim(self.n_components, X.shape[1])
         prior = prior_matrix(X, self.prior)
         num = self.num_constraints or 20 * len(self.classes_) ** 2

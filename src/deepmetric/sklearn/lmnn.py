@@ -8,14 +8,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .._checks import check_int, check_number
 from ..distances import squared_euclidean_distance
 from ..search import knn
 from ._base import (
     Array,
     MahalanobisLearner,
     check_classes,
-    check_float,
-    check_int,
     initial_components,
     output_dim,
     resolve_device,
@@ -146,10 +145,10 @@ class LMNN(MahalanobisLearner):
         """Learn ``components_`` from ``X: (n_samples, n_features)`` and class labels ``y``."""
         X, labels = check_classes(self, X, y)
         check_int("n_neighbors", self.n_neighbors, 1)
-        check_float("push_weight", self.push_weight, 0.0, 1.0, closed=True)
+        check_number("push_weight", self.push_weight, low=0.0, high=1.0)
         check_int("max_iter", self.max_iter, 1)
-        check_int("batch_size", self.batch_size, 2, none_ok=True)
-        check_float("learning_rate", self.learning_rate, 0.0)
+        check_int("batch_size", self.batch_size, 2, optional=True)
+        check_number("learning_rate", self.learning_rate, low=0.0, strict=True)
         device = resolve_device(self.device)
         seed = seed_from(self.random_state)
         start = initial_components(X, output_dim(self.n_components, X.shape[1]), "auto", seed)

@@ -10,12 +10,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .._checks import check_int, check_number
 from ..distances import squared_euclidean_distance
 from ._base import (
     MahalanobisLearner,
     check_classes,
-    check_float,
-    check_int,
     initial_components,
     output_dim,
     resolve_device,
@@ -211,10 +210,10 @@ class NCA(MahalanobisLearner):
     def fit(self, X: Any, y: Any) -> NCA:
         """Learn ``components_`` from ``X: (n_samples, n_features)`` and class labels ``y``."""
         X, labels = check_classes(self, X, y)
-        check_float("alpha", self.alpha, 0.0, closed=True)
+        check_number("alpha", self.alpha, low=0.0)
         check_int("max_iter", self.max_iter, 1)
-        check_int("batch_size", self.batch_size, 2, none_ok=True)
-        check_float("learning_rate", self.learning_rate, 0.0)
+        check_int("batch_size", self.batch_size, 2, optional=True)
+        check_number("learning_rate", self.learning_rate, low=0.0, strict=True)
         device = resolve_device(self.device)
         seed = seed_from(self.random_state)
         n, alpha = len(X), float(self.alpha)

@@ -17,7 +17,8 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._base import Array, MahalanobisMetric, check_float, check_int, check_pairs
+from .._checks import check_int, check_number
+from ._base import Array, MahalanobisMetric, check_pairs
 from .itml import components_from_matrix, fit_bounds, itml_projections, prior_matrix
 
 Strategy = Literal["accuracy", "f1"]
@@ -119,10 +120,10 @@ class ITMLPairs(ClassifierMixin, BaseEstimator):
                 "ITMLPairs needs pairs of both labels, similar (+1) and dissimilar (-1); got 1 "
                 f"class: {self.classes_[0]!r}"
             )
-        check_float("gamma", self.gamma, 0.0)
+        check_number("gamma", self.gamma, low=0.0, strict=True)
         check_int("max_iter", self.max_iter, 1)
-        check_float("tol", self.tol, 0.0)
-        check_int("n_components", self.n_components, 1, none_ok=True)
+        check_number("tol", self.tol, low=0.0, strict=True)
+        check_int("n_components", self.n_components, 1, optional=True)
         d = checked.shape[2]
         diffs = checked[:, 0] - checked[:, 1]
         prior = prior_matrix(checked.reshape(-1, d), self.prior)

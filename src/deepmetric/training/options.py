@@ -9,10 +9,10 @@ as soon as the object is built, before any training starts.
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import math
 from collections.abc import Mapping
 from typing import Any, Literal
+
+from .._checks import check_choice, check_int, check_number, reject_unknown
 
 OptimizerName = Literal["sgd", "adam", "adamw", "rmsprop"]
 ScheduleName = Literal["cosine", "step", "constant"]
@@ -20,29 +20,6 @@ AmpMode = Literal["none", "bf16", "fp16"]
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 SCHEDULES = ("cosine", "step", "constant")
 AMP_MODES = ("none", "bf16", "fp16")
-
-
-def _choice(field: str, value: object, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        close = difflib.get_close_matches(str(value), allowed, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ValueError(f"{field} must be one of {allowed}; got {value!r}{hint}")
-
-
-def _int(field: str, value: object, low: int, *, optional: bool = False) -> None:
-    if optional and value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{field} must be an integer >= {low}; got {value!r}")
-
-
-def _float(field: str, value: object, low: float, *, strict: bool, optional: bool = False) -> None:
-    if optional and value is None:
-        return
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or (value <= low if strict else value < low):  # type: ignore[operator]
-        bound = f"> {low:g}" if strict else f">= {low:g}"
-        raise ValueError(f"{field} must be a finite number {bound}; got {value!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,13 +50,13 @@ class OptimizerOptions:
     freeze_backbone_epochs: int = 0
 
     def __post_init__(self) -> None:
-        _choice("optimizer.name", self.name, OPTIMIZERS)
-        _float("optimizer.lr", self.lr, 0.0, strict=True)
-        _float("optimizer.loss_lr", self.loss_lr, 0.0, strict=True, optional=True)
-        _float("optimizer.weight_decay", self.weight_decay, 0.0, strict=False)
-        _float("optimizer.momentum", self.momentum, 0.0, strict=False)
-        _float("optimizer.grad_clip", self.grad_clip, 0.0, strict=True, optional=True)
-        _int("optimizer.freeze_backbone_epochs", self.freeze_backbone_epochs, 0)
+        check_choice("optimizer.name", self.name, OPTIMIZERS)
+        check_number("optimizer.lr", self.lr, low=0, strict=True)
+        check_number("optimizer.loss_lr", self.loss_lr, low=0, strict=True, optional=True)
+        check_number("optimizer.weight_decay", self.weight_decay, low=0)
+        check_number("optimizer.momentum", self.momentum, low=0)
+        check_number("optimizer.grad_clip", self.grad_clip, low=0, strict=True, optional=True)
+        check_int("optimizer.freeze_backbone_epochs", self.freeze_backbone_epochs, 0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,14 +87,14 @@ class ScheduleOptions:
     gamma: float = 0.1
 
     def __post_init__(self) -> None:
-        _choice("schedule.name", self.name, SCHEDULES)
-        _float("schedule.warmup_epochs", self.warmup_epochs, 0.0, strict=False)
-        _int("schedule.warmup_steps", self.warmup_steps, 0, optional=True)
-        _float("schedule.min_lr_ratio", self.min_lr_ratio, 0.0, strict=False)
+        check_choice("schedule.name", self.name, SCHEDULES)
+        check_number("schedule.warmup_epochs", self.warmup_epochs, low=0)
+        check_int("schedule.warmup_steps", self.warmup_steps, 0, optional=True)
+        check_number("schedule.min_lr_ratio", self.min_lr_ratio, low=0)
         if self.min_lr_ratio > 1:
             raise ValueError(f"schedule.min_lr_ratio must be in [0, 1]; got {self.min_lr_ratio!r}")
-        _int("schedule.step_epochs", self.step_epochs, 1)
-        _float("schedule.gamma", self.gamma, 0.0, strict=True)
+        check_int("schedule.step_epochs", self.step_epochs, 1)
+        check_number("schedule.gamma", self.gamma, low=0, strict=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,17 +121,17 @@ class ValidationOptions:
     margin: float = 0.2
 
     def __post_init__(self) -> None:
-        _int("validation.every", self.every, 1)
-        _choice("validation.metric", self.metric, _selectable(self.ks))
-        _int("validation.patience", self.patience, 1, optional=True)
+        check_int("validation.every", self.every, 1)
+        check_choice("validation.metric", self.metric, _selectable(self.ks))
+        check_int("validation.patience", self.patience, 1, optional=True)
         if not self.ks:
             raise ValueError("validation.ks must hold at least one cut-off; got ()")
         for k in self.ks:
-            _int("validation.ks[i]", k, 1)
+            check_int("validation.ks[i]", k, 1)
         object.__setattr__(self, "ks", tuple(self.ks))
-        _choice("validation.distance", self.distance, _DISTANCES)
-        _int("validation.batch_size", self.batch_size, 1)
-        _float("validation.margin", self.margin, 0.0, strict=False)
+        check_choice("validation.distance", self.distance, _DISTANCES)
+        check_int("validation.batch_size", self.batch_size, 1)
+        check_number("validation.margin", self.margin, low=0)
 
 
 _DISTANCES = ("cosine", "euclidean", "squared_euclidean", "dot")
@@ -208,17 +185,17 @@ class RuntimeOptions:
             raise ValueError(
                 f"runtime.device must be a device string like 'cpu'; got {self.device!r}"
             )
-        _choice("runtime.amp", self.amp, AMP_MODES)
-        _int("runtime.seed", self.seed, 0)
+        check_choice("runtime.amp", self.amp, AMP_MODES)
+        check_int("runtime.seed", self.seed, 0)
         for name in ("deterministic", "channels_last"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(
                     f"runtime.{name} must be true or false; got {getattr(self, name)!r}"
                 )
-        _int("runtime.num_workers", self.num_workers, 0)
-        _int("runtime.log_every", self.log_every, 1)
-        _int("runtime.checkpoint_every_steps", self.checkpoint_every_steps, 1, optional=True)
-        _int("runtime.threads", self.threads, 1, optional=True)
+        check_int("runtime.num_workers", self.num_workers, 0)
+        check_int("runtime.log_every", self.log_every, 1)
+        check_int("runtime.checkpoint_every_steps", self.checkpoint_every_steps, 1, optional=True)
+        check_int("runtime.threads", self.threads, 1, optional=True)
 
 
 _GROUPS: dict[str, type] = {
@@ -270,15 +247,15 @@ class TrainOptions:
     augment: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
-        _int("epochs", self.epochs, 1)
-        _int("batch_size", self.batch_size, 1)
-        _int("m_per_class", self.m_per_class, 1)
+        check_int("epochs", self.epochs, 1)
+        check_int("batch_size", self.batch_size, 1)
+        check_int("m_per_class", self.m_per_class, 1)
         if self.batch_size % self.m_per_class:
             raise ValueError(
                 "batch_size must be a multiple of m_per_class; "
                 f"got batch_size={self.batch_size}, m_per_class={self.m_per_class}"
             )
-        _int("classes_per_group", self.classes_per_group, 1, optional=True)
+        check_int("classes_per_group", self.classes_per_group, 1, optional=True)
         if (self.classes_per_group is None) != (self.group is None):
             raise ValueError(
                 "classes_per_group and group go together (set data.group to the field holding "
@@ -306,25 +283,17 @@ class TrainOptions:
     def from_dict(cls, data: Mapping[str, Any]) -> TrainOptions:
         """The options from ``to_dict()`` output; unknown keys raise ``ValueError``."""
         known = [f.name for f in dataclasses.fields(cls)]
-        _reject_unknown("train options", data, known)
+        reject_unknown("key", data, known, "train options")
         values = dict(data)
         for name, group in _GROUPS.items():
             if isinstance(values.get(name), Mapping):
                 fields = [f.name for f in dataclasses.fields(group)]
-                _reject_unknown(f"{name} options", values[name], fields)
+                reject_unknown("key", values[name], fields, f"{name} options")
                 part = dict(values[name])
                 if "ks" in part:
                     part["ks"] = tuple(part["ks"])
                 values[name] = group(**part)
         return cls(**values)
-
-
-def _reject_unknown(what: str, data: Mapping[str, Any], known: list[str]) -> None:
-    for key in data:
-        if key not in known:
-            close = difflib.get_close_matches(str(key), known, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ValueError(f"unknown {what} key {key!r}{hint}; known: {', '.join(known)}")
 
 
 __all__ = [
