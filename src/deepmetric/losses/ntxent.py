@@ -31,8 +31,30 @@ def ntxent_loss(logit_pos: Tensor, log_neg: Tensor) -> Tensor:
     return torch.logaddexp(logit_pos, log_neg) - logit_pos
 
 
+class TemperatureSoftmaxLoss(nn.Module):
+    """The set-up that NT-Xent and SupCon share: similarities over a temperature, checked inputs.
+
+    Subclasses give the defaults in their own ``__init__`` and the loss in ``forward``.
+    """
+
+    def __init__(self, temperature: float, metric: Metric, reduction: Reduction) -> None:
+        super().__init__()
+        check_number("temperature", temperature, low=0, strict=True)
+        check_reduction(reduction)
+        check_metric(metric)
+        self.temperature, self.metric, self.reduction = temperature, metric, reduction
+
+    def logits(
+        self, embeddings: Tensor, labels: Tensor, ref_embeddings: Tensor | None,
+        ref_labels: Tensor | None,
+    ) -> tuple[Tensor, Tensor, bool]:  # fmt: skip
+        """``(n, m)`` logits against the reference set, its labels, and whether it is the batch."""
+        ref, ref_lab, is_self = check_inputs(embeddings, labels, ref_embeddings, ref_labels)
+        return similarity_logits(embeddings, ref, self.metric, self.temperature), ref_lab, is_self
+
+
 @LOSSES.register("ntxent")
-class NTXentLoss(nn.Module):
+class NTXentLoss(TemperatureSoftmaxLoss):
     """Contrast every positive pair against the negatives of its anchor, softmax-style.
 
     ``L = mean_{(a,p)} -log(exp(s_ap/t) / (exp(s_ap/t) + sum_{n in N(a)} exp(s_an/t)))`` with
@@ -69,11 +91,7 @@ class NTXentLoss(nn.Module):
     def __init__(
         self, temperature: float = 0.07, metric: Metric = "cosine", reduction: Reduction = "mean"
     ) -> None:
-        super().__init__()
-        check_number("temperature", temperature, low=0, strict=True)
-        check_reduction(reduction)
-        check_metric(metric)
-        self.temperature, self.metric, self.reduction = temperature, metric, reduction
+        super().__init__(temperature, metric, reduction)
 
     def forward(
         self,
@@ -84,8 +102,7 @@ class NTXentLoss(nn.Module):
         ref_embeddings: Tensor | None = None,
         ref_labels: Tensor | None = None,
     ) -> Tensor:
-        ref, ref_lab, is_self = check_inputs(embeddings, labels, ref_embeddings, ref_labels)
-        logits = similarity_logits(embeddings, ref, self.metric, self.temperature)  # (n, m)
+        logits, ref_lab, is_self = self.logits(embeddings, labels, ref_embeddings, ref_labels)
         if indices is None:
             pos, neg = label_masks(labels, ref_lab, is_self)
             log_neg = masked_logsumexp(logits, neg)

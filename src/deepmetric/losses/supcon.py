@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from .._checks import check_number
-from ..distances import Metric, check_metric
-from ..tuples import MinedIndices, check_inputs, pair_masks
-from ._common import LOSSES, Reduction, check_reduction, masked_logsumexp, zero_loss
-from .ntxent import similarity_logits
+from ..distances import Metric
+from ..tuples import MinedIndices, pair_masks
+from ._common import LOSSES, Reduction, masked_logsumexp, zero_loss
+from .ntxent import TemperatureSoftmaxLoss
 
 
 def supcon_loss(logits: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
@@ -30,7 +29,7 @@ def supcon_loss(logits: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
 
 
 @LOSSES.register("supcon")
-class SupConLoss(nn.Module):
+class SupConLoss(TemperatureSoftmaxLoss):
     """Pull each anchor towards all its positives at once, against everything else in the batch.
 
     ``L_a = -1/|P(a)| sum_{p in P(a)} log(exp(s_ap/t) / sum_{k != a} exp(s_ak/t))`` (the paper's
@@ -58,20 +57,16 @@ class SupConLoss(nn.Module):
     which is counted here.
 
     Example:
-        >>> loss = SupConLoss(temperature=1.0)
-        >>> x = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
-        >>> round(float(loss(x, torch.tensor([0, 0, 1, 1]))), 4)  # log(1 + 2 / e)
-        0.5514
+        >>> loss = SupConLoss(temperature=1.0)  # class 1 has no positive: it does not count
+        >>> x = torch.tensor([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+        >>> round(float(loss(x, torch.tensor([0, 0, 0, 1]))), 4)  # log(2 + 1 / e)
+        0.862
     """
 
     def __init__(
         self, temperature: float = 0.1, metric: Metric = "cosine", reduction: Reduction = "mean"
     ) -> None:
-        super().__init__()
-        check_number("temperature", temperature, low=0, strict=True)
-        check_reduction(reduction)
-        check_metric(metric)
-        self.temperature, self.metric, self.reduction = temperature, metric, reduction
+        super().__init__(temperature, metric, reduction)
 
     def forward(
         self,
@@ -82,8 +77,7 @@ class SupConLoss(nn.Module):
         ref_embeddings: Tensor | None = None,
         ref_labels: Tensor | None = None,
     ) -> Tensor:
-        ref, ref_lab, is_self = check_inputs(embeddings, labels, ref_embeddings, ref_labels)
-        logits = similarity_logits(embeddings, ref, self.metric, self.temperature)  # (n, m)
+        logits, ref_lab, is_self = self.logits(embeddings, labels, ref_embeddings, ref_labels)
         pos, neg = pair_masks(labels, ref_lab, is_self, indices)
         if not bool(neg.any()):
             per_anchor = logits.sum(dim=1) * 0.0  # nothing to contrast against
