@@ -31,6 +31,7 @@ from deepmetric.models import Embedder, EmbedderConfig, embed  # noqa: E402
 from deepmetric.training import (  # noqa: E402
     OptimizerOptions,
     RuntimeOptions,
+    SamplerOptions,
     ScheduleOptions,
     State,
     TrainOptions,
@@ -111,10 +112,10 @@ def main() -> None:
     print("untrained:", {k: round(v, 4) for k, v in untrained.items()})
     loss_spec, miner_spec = LOSSES[args.loss]
     options = TrainOptions(
-        epochs=args.epochs, batch_size=args.batch_size, m_per_class=args.m,
+        epochs=args.epochs, sampler=SamplerOptions(batch_size=args.batch_size, m_per_class=args.m),
         optimizer=OptimizerOptions(name="adamw", lr=args.lr, weight_decay=1e-4),
         schedule=ScheduleOptions(name="cosine", warmup_epochs=0.25),
-        validation=ValidationOptions(metric="map_at_r", ks=(1,)),
+        validation=ValidationOptions(select="map_at_r", ks=(1,)),
         runtime=RuntimeOptions(seed=args.seed, progress=False, log_every=20),
     )  # fmt: skip
     print(f"\n{'epoch':>5} {'loss':>8} {'viol.':>6} {'cos':>6} {'eff.rank':>8} "

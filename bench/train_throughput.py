@@ -33,6 +33,7 @@ from deepmetric.models import Embedder, EmbedderConfig  # noqa: E402
 from deepmetric.training import (  # noqa: E402
     OptimizerOptions,
     RuntimeOptions,
+    SamplerOptions,
     ScheduleOptions,
     TrainOptions,
     train,
@@ -68,7 +69,7 @@ def run_ours(
 ) -> dict[str, float]:
     model = make_model()
     options = TrainOptions(
-        epochs=1, batch_size=batch_size, m_per_class=M,
+        epochs=1, sampler=SamplerOptions(batch_size=batch_size, m_per_class=M),
         optimizer=OptimizerOptions(name="adamw", lr=1e-3, weight_decay=0.0),
         schedule=ScheduleOptions(name="constant"),
         runtime=RuntimeOptions(progress=False, channels_last=channels_last),

@@ -37,7 +37,7 @@ def test_the_example_configs_are_there() -> None:
 def test_every_example_config_loads_and_round_trips(path: Path, tmp_path: Path) -> None:
     config = load_config(path)
     options = config.train_options()
-    assert options.epochs == config.epochs and options.batch_size == config.sampler.batch_size
+    assert options.epochs == config.epochs and options.sampler == config.sampler
     saved = save_config(config, tmp_path / "config.yaml")
     assert load_config(saved) == config  # the resolved file describes the same run
 
@@ -85,8 +85,8 @@ def test_unknown_names_and_keys_suggest_the_close_match(
     ("overrides", "match"),
     [
         (["optimizer.lr=-1"], "optimizer: optimizer.lr must be > 0; got -1"),
-        (["sampler.batch_size=30"], "batch_size must be a multiple of m_per_class"),
-        (["evaluation.select=recall_at_3"], "validation.metric must be one of"),
+        (["sampler.batch_size=30"], "sampler.batch_size must be a multiple of sampler.m_per_class"),
+        (["validation.select=recall_at_3"], "validation.select must be one of"),
         (["epochs=0"], "epochs must be an integer >= 1; got 0"),
         (["data.test_fraction=1.5"], "data.test_fraction must be in \\(0, 1\\); got 1.5"),
         (["model.embedding_dim=abc"], "model.embedding_dim: .*integer"),
@@ -141,13 +141,13 @@ def test_save_config_writes_every_default(tmp_path: Path) -> None:
 AUGMENT = {"size": 8, "crop_scale": None, "hflip": 0.0, "mean": [0.3], "std": [0.2]}
 
 
-def image_config(out_dir: Path, validation: str = "none") -> RunConfig:
+def image_config(out_dir: Path, val_set: str = "none") -> RunConfig:
     return build_config(
         {
             "data": {
                 "train": {"name": "digits", "split": "train"},
                 "test": {"name": "digits", "split": "test"},
-                "validation": validation,
+                "val_set": val_set,
             },
             "model": {
                 "backbone": {"name": "conv4", "in_channels": 1, "channels": 8, "num_blocks": 2},
@@ -221,7 +221,7 @@ def test_image_preprocessing_is_the_eval_pipeline_output(
 
 @pytest.fixture(scope="module")
 def image_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[RunConfig, RunOutcome]:
-    config = image_config(tmp_path_factory.mktemp("image") / "run", validation="test")
+    config = image_config(tmp_path_factory.mktemp("image") / "run", val_set="test")
     return config, run_training(config)
 
 
@@ -274,7 +274,7 @@ def test_group_disjoint_splits_rotations_and_hierarchical_options() -> None:
     from deepmetric.runs import build_data
 
     config = build_config(
-        {}, [*SMALL_OMNIGLOT, "data.test_groups=[Korean]", "data.validation=split",
+        {}, [*SMALL_OMNIGLOT, "data.test_groups=[Korean]", "data.val_set=split",
              "data.val_fraction=0.25", "data.rotate_classes=true",
              "sampler.classes_per_group=4", "sampler.batch_size=16", "sampler.m_per_class=2"],
     )  # fmt: skip
@@ -286,7 +286,7 @@ def test_group_disjoint_splits_rotations_and_hierarchical_options() -> None:
     assert len(train_groups) == 3 and data.train.num_classes % 4 == 0
     assert {"Latin@90", "Latin@270"} <= set(data.train.extra["alphabet"].tolist())
     options = config.train_options()
-    assert (options.classes_per_group, options.group) == (4, "alphabet")
+    assert (options.sampler.classes_per_group, options.group) == (4, "alphabet")
     seeded = build_data(build_config({}, [*SMALL_OMNIGLOT, "data.test_fraction=0.4"]))
     assert len(set(seeded.test.extra["alphabet"].tolist())) == 2  # 2 of 5 groups
 

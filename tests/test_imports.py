@@ -15,8 +15,8 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 # Higher imports lower; a top-level unit (``deepmetric.<unit>``) may import its own modules.
 LAYERS: dict[str, int] = {
-    **dict.fromkeys(["_atomic", "_checks", "_threads", "_version", "distances", "registry"], 0),
-    **dict.fromkeys(["roc", "search", "tuples"], 1),
+    **dict.fromkeys(["_atomic", "_checks", "_threads", "_version", "distances"], 0),
+    **dict.fromkeys(["registry", "roc", "search", "tuples"], 1),
     **dict.fromkeys(["data", "evaluation", "losses", "miners", "models", "samplers"], 2),
     **dict.fromkeys(["index", "sklearn", "training"], 3),
     **dict.fromkeys(["apps", "explain", "report", "serve"], 4),

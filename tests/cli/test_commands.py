@@ -244,7 +244,7 @@ def test_saved_transform_errors_are_one_line(tmp_path: Path) -> None:
     )
     damaged = [
         ("{", "train_config.json' is not valid JSON"),
-        ('{"augment": 3}', "augment must be a mapping or null; got 3"),
+        ('{"augmentation": 3}', "augmentation must be a mapping or null; got 3"),
     ]
     out = str(tmp_path / "e.npy")
     for text, match in damaged:

@@ -14,6 +14,7 @@ from deepmetric.models import Embedder, EmbedderConfig
 from deepmetric.training import (
     OptimizerOptions,
     RuntimeOptions,
+    SamplerOptions,
     ScheduleOptions,
     TrainOptions,
     ValidationOptions,
@@ -47,12 +48,13 @@ def options(**changes: Any) -> TrainOptions:
     """Small deterministic options; ``changes`` may name top-level or nested fields
     (``lr=...`` goes to the optimizer, ``patience=...`` to validation, and so on)."""
     groups = {
+        "sampler": (SamplerOptions, {"batch_size": 20, "m_per_class": 4}),
         "optimizer": (OptimizerOptions, {"lr": 3e-3, "loss_lr": 3e-2}),
         "schedule": (ScheduleOptions, {"warmup_steps": 3}),
         "validation": (ValidationOptions, {"ks": (1,)}),
         "runtime": (RuntimeOptions, {"progress": False, "deterministic": True, "log_every": 2}),
     }
-    top: dict[str, Any] = {"epochs": 2, "batch_size": 20, "m_per_class": 4}
+    top: dict[str, Any] = {"epochs": 2}
     parts = {name: dict(defaults) for name, (_, defaults) in groups.items()}
     for key, value in changes.items():
         owner = [n for n, (cls, _) in groups.items() if key in _fields(cls)]

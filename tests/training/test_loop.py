@@ -135,7 +135,7 @@ def test_image_batches_are_augmented_on_the_device() -> None:
     augment = {"size": 8, "crop_scale": (0.5, 1.0), "hflip": 0.5, "mean": (0.5,), "std": (0.5,)}
     result = train(
         model, data, loss=build_loss("triplet"), val_data=data,
-        options=options(epochs=1, batch_size=10, m_per_class=2, augment=augment),
+        options=options(epochs=1, batch_size=10, m_per_class=2, augmentation=augment),
     )  # fmt: skip
     assert np.isfinite(result.history[0]["loss"]) and result.best_metric is not None
 

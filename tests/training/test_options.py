@@ -10,6 +10,7 @@ from deepmetric.losses import build as build_loss
 from deepmetric.training import (
     OptimizerOptions,
     RuntimeOptions,
+    SamplerOptions,
     ScheduleOptions,
     TrainOptions,
     ValidationOptions,
@@ -38,16 +39,16 @@ def _train(train_data=None, val_data=None, opts=None, **kwargs):  # type: ignore
         (lambda: OptimizerOptions(grad_clip=-1.0), r"optimizer.grad_clip must be"),
         (lambda: ScheduleOptions(name="cosin"), r"schedule.name must be one of .*'cosine'"),
         (lambda: ScheduleOptions(min_lr_ratio=2.0), r"schedule.min_lr_ratio must be in \[0, 1\]"),
-        (lambda: ValidationOptions(metric="mapr"), r"validation.metric must be one of"),
+        (lambda: ValidationOptions(select="mapr"), r"validation.select must be one of"),
         (lambda: ValidationOptions(patience=0), r"validation.patience must be an integer >= 1"),
         (lambda: RuntimeOptions(amp="fp8"), r"runtime.amp must be one of"),
         (lambda: RuntimeOptions(channels_last="yes"), r"runtime.channels_last must be true"),  # type: ignore[arg-type]
         (lambda: TrainOptions(epochs=0), r"epochs must be an integer >= 1; got 0"),
         (
-            lambda: TrainOptions(batch_size=10, m_per_class=4),
-            r"batch_size must be a multiple of m_per_class; got batch_size=10, m_per_class=4",
+            lambda: SamplerOptions(batch_size=10, m_per_class=4),
+            r"sampler.batch_size must be a multiple of sampler.m_per_class; got batch_size=10, ",
         ),
-        (lambda: TrainOptions(augment={"size": 0}), r"size must be a positive int"),
+        (lambda: TrainOptions(augmentation={"size": 0}), r"size must be a positive int"),
         (
             lambda: TrainOptions.from_dict({"epoch": 3}),
             r"unknown key 'epoch' in train options; did you mean 'epochs'\?",
@@ -59,8 +60,13 @@ def test_bad_options_name_the_field(build, match) -> None:  # type: ignore[no-un
         build()
 
 
+def test_classes_per_group_needs_a_group_field() -> None:
+    with pytest.raises(ValueError, match="sampler.classes_per_group and group go together"):
+        TrainOptions(sampler=SamplerOptions(batch_size=8, m_per_class=2, classes_per_group=2))
+
+
 def test_options_round_trip_through_a_dict() -> None:
-    opts = options(patience=2, name="sgd", amp="bf16", augment={"size": 8})
+    opts = options(patience=2, name="sgd", amp="bf16", augmentation={"size": 8})
     assert TrainOptions.from_dict(opts.to_dict()) == opts
 
 

@@ -27,8 +27,14 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 from .._atomic import write_text_atomically
 from .._checks import unknown
 from ..models import EmbedderConfig
-from ..training import OptimizerOptions, RuntimeOptions, ScheduleOptions, TrainOptions
-from ..training.options import ValidationOptions
+from ..training import (
+    OptimizerOptions,
+    RuntimeOptions,
+    SamplerOptions,
+    ScheduleOptions,
+    TrainOptions,
+    ValidationOptions,
+)
 
 Metric = Literal["cosine", "euclidean", "squared_euclidean", "dot"]
 Protocol = Literal["retrieval", "verification", "reid", "fewshot", "clustering"]
@@ -78,13 +84,13 @@ class DataConfig(_Section):
     ``train`` and ``test`` are ``deepmetric.data.build_dataset`` specs. Without ``test``, the
     classes named in ``test_classes`` (or, when that is empty, a seeded ``test_fraction`` of
     the classes, see ``class_disjoint_split``) are held out of ``train`` as the test set.
-    ``validation`` picks the set used for best-model selection during training: ``"none"``
+    ``val_set`` picks the set used for best-model selection during training: ``"none"``
     (train for the given epochs), ``"split"`` (a ``val_fraction`` of the training classes,
     held out of training) or ``"test"`` (the test set; common in papers, optimistic).
 
     ``group`` names a coarse label among the items' ``extra`` fields (an alphabet, a product
     super-class). With it the splits hold out whole groups: ``test_groups`` by name, else a
-    seeded ``test_fraction`` of the groups, and ``validation: split`` a ``val_fraction`` of the
+    seeded ``test_fraction`` of the groups, and ``val_set: split`` a ``val_fraction`` of the
     training groups; ``sampler.classes_per_group`` builds batches from it. ``rotate_classes``
     adds each training image turned by 90, 180 and 270 degrees as new classes
     (``deepmetric.data.with_rotated_classes``); validation and test stay upright.
@@ -97,7 +103,7 @@ class DataConfig(_Section):
     test_groups: list[str] = []
     test_fraction: float = 0.3
     split_seed: int = 0
-    validation: Literal["none", "split", "test"] = "none"
+    val_set: Literal["none", "split", "test"] = "none"
     val_fraction: float = 0.2
     rotate_classes: bool = False
 
@@ -120,17 +126,9 @@ class DataConfig(_Section):
         return self
 
 
-class SamplerConfig(_Section):
-    """Class-balanced batches: ``batch_size // m_per_class`` classes, ``m_per_class`` each;
-    with ``classes_per_group``, that many classes of each of several groups (``data.group``)."""
-
-    batch_size: int = 32
-    m_per_class: int = 4
-    classes_per_group: int | None = None
-
-
 class EvaluationConfig(_Section):
-    """How embeddings are compared and scored, during validation and after training.
+    """How the test embeddings are compared and scored after training (``validation``, a
+    ``ValidationOptions``, says how during training).
 
     ``protocol`` is one protocol or a list of them (their metrics are merged). The few-shot
     protocol draws ``episodes`` seeded ``ways``-way ``shots``-shot episodes with ``queries``
@@ -142,9 +140,6 @@ class EvaluationConfig(_Section):
     protocol: Protocol | list[Protocol] = "retrieval"
     metric: Metric = "cosine"
     ks: list[int] = [1, 2, 4, 8]
-    select: str = "map_at_r"
-    every: int = 1
-    patience: int | None = None
     batch_size: int = 256
     ways: int = 5
     shots: int = 1
@@ -184,7 +179,7 @@ class RunConfig(_Section):
 
     Example:
         >>> cfg = RunConfig()
-        >>> cfg.data.train["name"], cfg.train_options().batch_size
+        >>> cfg.data.train["name"], cfg.train_options().sampler.batch_size
         ('digits', 32)
     """
 
@@ -195,11 +190,12 @@ class RunConfig(_Section):
     pretrained: str | None = None
     loss: dict[str, Any] = {"name": "multi_similarity"}
     miner: dict[str, Any] | None = None
-    sampler: SamplerConfig = SamplerConfig()
+    sampler: SamplerOptions = SamplerOptions()
     optimizer: OptimizerOptions = OptimizerOptions()
     epochs: int = 10
     schedule: ScheduleOptions = ScheduleOptions()
     augmentation: dict[str, Any] | None = None
+    validation: ValidationOptions = ValidationOptions()
     evaluation: EvaluationConfig = EvaluationConfig()
     runtime: RuntimeOptions = RuntimeOptions()
     output: OutputConfig = OutputConfig()
@@ -222,27 +218,16 @@ class RunConfig(_Section):
         return self
 
     def train_options(self) -> TrainOptions:
-        """The ``TrainOptions`` this config describes."""
-        ev = self.evaluation
-        validation = ValidationOptions(
-            every=ev.every,
-            metric=ev.select,
-            patience=ev.patience,
-            ks=tuple(ev.ks),
-            distance=ev.metric,
-            batch_size=ev.batch_size,
-        )
+        """The ``TrainOptions`` this config describes: its sections of the same names."""
         return TrainOptions(
             epochs=self.epochs,
-            batch_size=self.sampler.batch_size,
-            m_per_class=self.sampler.m_per_class,
-            classes_per_group=self.sampler.classes_per_group,
-            group=self.data.group if self.sampler.classes_per_group else None,
+            sampler=self.sampler,
             optimizer=self.optimizer,
             schedule=self.schedule,
-            validation=validation,
+            validation=self.validation,
             runtime=self.runtime,
-            augment=self.augmentation,
+            augmentation=self.augmentation,
+            group=self.data.group if self.sampler.classes_per_group else None,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -336,7 +321,7 @@ def build_config(data: Mapping[str, Any], overrides: Sequence[str] = ()) -> RunC
         ...
         deepmetric.config.schema.ConfigError: unknown key 'schedul' in the config; did you mean \
 'schedule'? (known: data, model, pretrained, loss, miner, sampler, optimizer, epochs, \
-schedule, augmentation, evaluation, runtime, output)
+schedule, augmentation, validation, evaluation, runtime, output)
     """
     if not isinstance(data, Mapping):
         raise ConfigError(f"a config must be a mapping of sections; got {type(data).__name__}")
@@ -381,7 +366,6 @@ __all__ = [
     "EvaluationConfig",
     "OutputConfig",
     "RunConfig",
-    "SamplerConfig",
     "build_config",
     "load_config",
     "parse_overrides",

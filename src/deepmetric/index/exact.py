@@ -10,9 +10,8 @@ import numpy as np
 import torch
 
 from .._atomic import replace_file_atomically
-from .._checks import as_ids
 from ..search import knn
-from .validation import as_matrix
+from .validation import as_matrix, item_ids
 from .vectors import FloatMatrix, IdArray, IndexMetric
 
 
@@ -49,11 +48,7 @@ class ExactIndex:
         """Append ``vectors: (n, dim)`` under ``ids: (n,)`` (default: after the largest id)."""
         x = torch.from_numpy(as_matrix(vectors, self.dim, "vectors"))
         start = int(self.ids.max()) + 1 if len(self.ids) else 0
-        new = (
-            np.arange(start, start + len(x))
-            if ids is None
-            else as_ids(ids, len(x), "ids", distinct=True).cpu().numpy()
-        )
+        new = np.arange(start, start + len(x)) if ids is None else item_ids(ids, len(x))
         taken = np.intersect1d(new, self.ids.numpy())
         if len(taken):
             raise ValueError(f"ids already in the index: {taken[:10].tolist()}")
@@ -63,9 +58,7 @@ class ExactIndex:
 
     def remove(self, ids: Any) -> None:
         """Remove the items ``ids``; KeyError naming the ones that are not stored."""
-        targets = torch.from_numpy(
-            as_ids(np.atleast_1d(np.asarray(ids)), None, "ids", distinct=True).cpu().numpy()
-        )
+        targets = torch.from_numpy(item_ids(ids, None))
         missing = targets[~torch.isin(targets, self.ids)]
         if len(missing):
             raise KeyError(f"ids not in the index: {missing[:10].tolist()}")

@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 
 from .._atomic import replace_file_atomically
-from .._checks import as_ids
 from ..roc import threshold_at_far
 from .metadata import Item, ItemStore, Scalar, check_filter
 from .storage import (
@@ -30,7 +29,7 @@ from .storage import (
     vectors_name,
     write_lock,
 )
-from .validation import ModelMismatchError, as_matrix, metadata_rows
+from .validation import ModelMismatchError, as_matrix, item_ids, metadata_rows
 from .vectors import FloatMatrix, IdArray, IndexMetric, VectorStore, prepare
 
 _SETTINGS = ("dim", "metric", "factory", "search_params", "fingerprint", "model_path")
@@ -158,11 +157,7 @@ class Index:
         with self._writing():
             self._check_model(fingerprint, adopt=True)
             start = self._store.max_id() + 1
-            new = (
-                np.arange(start, start + len(x))
-                if ids is None
-                else as_ids(ids, len(x), "ids", distinct=True).cpu().numpy()
-            )
+            new = np.arange(start, start + len(x)) if ids is None else item_ids(ids, len(x))
             taken = sorted(self._store.slots_of(new.tolist()))
             if taken:
                 raise ValueError(f"ids already in the index: {taken[:10]}; use Index.update")
@@ -183,7 +178,7 @@ class Index:
         """Replace the vectors and metadata of existing items (no rebuild); KeyError for an
         id that is not in the index."""
         x = as_matrix(vectors, self.dim, "vectors")
-        targets = as_ids(ids, len(x), "ids", distinct=True).cpu().numpy()
+        targets = item_ids(ids, len(x))
         rows = metadata_rows(len(x), labels, sources, attributes)
         with self._writing():
             self._check_model(fingerprint, adopt=False)
@@ -194,7 +189,7 @@ class Index:
 
     def remove(self, ids: Any) -> None:
         """Remove items by id (``(n,)`` ints); KeyError (nothing removed) for an unknown id."""
-        targets = as_ids(np.atleast_1d(np.asarray(ids)), None, "ids", distinct=True).cpu().numpy()
+        targets = item_ids(ids, None)
         with self._writing():
             slots = self._store.existing_slots(targets)
             self._vectors.remove(slots)

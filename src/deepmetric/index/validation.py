@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from .._checks import as_ids
 from .metadata import attribute_json
 
 
@@ -38,6 +39,15 @@ def as_matrix(x: Any, dim: int, name: str, *, index_dim: bool = False) -> np.nda
         bad = int((~np.isfinite(out)).any(axis=1).sum())
         raise ValueError(f"{name} must be finite; {bad} row(s) hold NaN or Inf")
     return out
+
+
+def item_ids(x: Any, n: int | None) -> np.ndarray:
+    """``x`` as distinct non-negative int64 item ids, ``(n,)``, or a ValueError naming ``ids``."""
+    return (
+        as_ids(np.atleast_1d(np.asarray(x)) if n is None else x, n, "ids", distinct=True)
+        .cpu()
+        .numpy()
+    )
 
 
 def metadata_rows(

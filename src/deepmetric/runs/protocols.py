@@ -53,12 +53,24 @@ def episodes_of(data: LabeledDataset, ev: EvaluationConfig, seed: int = 0) -> Ep
     )  # fmt: skip
 
 
+def geometric_space(metric: str, protocol: str) -> Literal["cosine", "euclidean"]:
+    """The space of the protocols that average embeddings (prototypes, cluster centres): cosine or
+    Euclidean. ``squared_euclidean`` ranks and clusters as ``euclidean`` does; ``dot`` has no
+    such space, and turning it into cosine would normalise behind the user's back: an error."""
+    if metric == "dot":
+        raise ConfigError(
+            f"the {protocol} protocol compares in a cosine or Euclidean space; metric 'dot' "
+            "has none: set evaluation.metric to 'cosine' (dot of normalised embeddings)"
+        )
+    return "cosine" if metric == "cosine" else "euclidean"
+
+
 def fewshot_scores(
     x: Tensor, data: LabeledDataset, episodes: Episodes, metric: str
 ) -> dict[str, float]:
     """``fewshot_accuracy``, ``fewshot_ci95`` and ``fewshot_episodes`` on ``episodes``
-    (nearest prototype: cosine for the similarity metrics, else Euclidean)."""
-    space: Literal["cosine", "euclidean"] = "cosine" if metric in ("cosine", "dot") else "euclidean"
+    (nearest prototype in the :func:`geometric_space` of ``metric``)."""
+    space = geometric_space(metric, "fewshot")
     found = fewshot_accuracy(x, data.labels, episodes=episodes, metric=space)
     return {
         "fewshot_accuracy": found.accuracy,
@@ -154,14 +166,12 @@ def _evaluate(
     evaluation: EvaluationConfig,
     pairs: tuple[np.ndarray, np.ndarray] | None,
 ) -> dict[str, float]:
-    space: Literal["cosine", "euclidean"] = (
-        "cosine" if evaluation.metric in ("cosine", "dot") else "euclidean"
-    )
     if len(data.class_names) < 2 and protocol != "verification":
         raise ConfigError(f"the {protocol} protocol needs at least 2 classes; got 1")
     if protocol == "retrieval":
         return _retrieval(x, data, evaluation)
     if protocol == "clustering":
+        space = geometric_space(evaluation.metric, protocol)
         return clustering_metrics(x.numpy(), data.labels, metric=space)
     if protocol == "fewshot":
         return fewshot_scores(x, data, episodes_of(data, evaluation), evaluation.metric)

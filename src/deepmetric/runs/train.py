@@ -113,9 +113,9 @@ def build_data(config: RunConfig) -> RunData:
             full.subset(np.flatnonzero(in_test)),
         )
     val = None
-    if spec.validation == "test":
+    if spec.val_set == "test":
         val = test
-    elif spec.validation == "split":
+    elif spec.val_set == "split":
         by = train_data.labels
         if spec.group is not None:
             by = train_data.field(spec.group, "data.group").astype(str)
@@ -247,10 +247,9 @@ def _saved_augmentation(folder: Path) -> Mapping[str, Any] | None:
         saved = json.loads(file.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ValueError(f"{str(file)!r} is not valid JSON ({err}); the file is damaged") from None
-    # train() saves its TrainOptions ("augment"); a whole RunConfig names it "augmentation"
-    found = saved.get("augment", saved.get("augmentation")) if isinstance(saved, dict) else None
+    found = saved.get("augmentation") if isinstance(saved, dict) else None
     if found is not None and not isinstance(found, Mapping):
-        raise ValueError(f"{str(file)!r}: augment must be a mapping or null; got {found!r}")
+        raise ValueError(f"{str(file)!r}: augmentation must be a mapping or null; got {found!r}")
     return found
 
 
@@ -261,7 +260,7 @@ def saved_eval_transform(
     later ``evaluate`` or ``embed`` sees them as the run's test did; None for nothing.
 
     Items that are not ``(channels, height, width)`` images get nothing. A model trained with an
-    augmentation (``augment`` in its ``train_config.json``) gets that augmentation's eval
+    augmentation (``augmentation`` in its ``train_config.json``) gets that augmentation's eval
     pipeline (:func:`eval_transform`). Otherwise the model's ``preprocessing`` applies, as in
     the index ``Encoder``: a resize to ``image_size`` (when it differs from the items'), then
     ``(x - mean) / std`` (when either is set; a missing one is 0 or 1 per channel).

@@ -1,8 +1,9 @@
 """Training: one readable loop, checkpoint/resume, monitoring, logging and distributed helpers.
 
 - ``train(model, train_data, *, loss, miner, val_data, options, callbacks, out_dir, resume)``
-  returns a ``TrainResult``; ``TrainOptions`` (with ``OptimizerOptions``, ``ScheduleOptions``,
-  ``ValidationOptions``, ``RuntimeOptions``) holds every setting; callbacks receive the ``State``.
+  returns a ``TrainResult``; ``TrainOptions`` (with ``SamplerOptions``, ``OptimizerOptions``,
+  ``ScheduleOptions``, ``ValidationOptions``, ``RuntimeOptions``) holds every setting;
+  callbacks receive the ``State``.
 - ``save_checkpoint`` / ``load_checkpoint``: atomic, hashed, the last two kept.
 - ``TrainingMonitor`` / ``embedding_stats``: distances, margin violations, collapse statistics.
 - ``all_gather_with_grad`` / ``gather_batch``: the global batch under ``torch.distributed``.
@@ -20,6 +21,7 @@ from .optim import build_optimizer, lr_factor, parameter_groups
 from .options import (
     OptimizerOptions,
     RuntimeOptions,
+    SamplerOptions,
     ScheduleOptions,
     TrainOptions,
     ValidationOptions,
@@ -31,6 +33,7 @@ __all__ = [
     "MetricLogger",
     "OptimizerOptions",
     "RuntimeOptions",
+    "SamplerOptions",
     "ScheduleOptions",
     "State",
     "TrainOptions",

@@ -40,7 +40,7 @@ def check_data(train_data: Any, val_data: Any, options: TrainOptions) -> None:
     if len(labels) == 0:
         raise ValueError("train_data must hold at least one item; got an empty dataset")
     classes = len(np.unique(labels))
-    per_batch = options.batch_size // options.m_per_class
+    per_batch = options.sampler.batch_size // options.sampler.m_per_class
     if classes < per_batch:
         raise ValueError(
             f"train_data has {classes} classes, fewer than batch_size // m_per_class = "

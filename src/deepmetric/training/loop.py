@@ -5,7 +5,7 @@ Each step: a batch of ``batch_size // m_per_class`` classes with ``m_per_class``
 gathered from every rank (``distributed.gather_batch``), the miner, the loss, backward, gradient
 clipping, the optimiser step with the scheduled learning rate. Each epoch: validation on
 held-out classes (``retrieval_metrics`` on the validation embeddings), best-model selection and
-early stopping on ``options.validation.metric``, a checkpoint, one log record.
+early stopping on ``options.validation.select``, a checkpoint, one log record.
 """
 
 from __future__ import annotations
@@ -175,19 +175,20 @@ def _setup(
         torch.set_num_threads(runtime.threads)
     labels = dataset_labels(train_data, "train_data")
     shared: dict[str, Any] = dict(seed=runtime.seed, replacement=True, num_replicas=reps, rank=rank)
+    batches = options.sampler
     sampler = (
-        MPerClassSampler(labels, options.m_per_class, options.batch_size, **shared)
-        if options.group is None or options.classes_per_group is None
+        MPerClassSampler(labels, batches.m_per_class, batches.batch_size, **shared)
+        if options.group is None or batches.classes_per_group is None
         else HierarchicalSampler(
-            labels, train_data.field(options.group, "group"), options.m_per_class,
-            options.batch_size, options.classes_per_group, **shared,
+            labels, train_data.field(options.group, "group"), batches.m_per_class,
+            batches.batch_size, batches.classes_per_group, **shared,
         )
     )  # fmt: skip
     augment: nn.Module = nn.Identity()
     evaluate: nn.Module = nn.Identity()
-    if options.augment is not None:
-        augment = build_augmentation(options.augment, "train").to(device)
-        evaluate = build_augmentation(options.augment, "eval").to(device)
+    if options.augmentation is not None:
+        augment = build_augmentation(options.augmentation, "train").to(device)
+        evaluate = build_augmentation(options.augmentation, "eval").to(device)
     folder = None if out_dir is None else Path(out_dir)
     run = _Run(
         model=model, net=wrap_model(model, device, find_unused=freezing), loss=loss,
@@ -314,7 +315,7 @@ def _validate(run: _Run, val_data: LabeledDataset) -> dict[str, float]:
     )  # fmt: skip
     labels = torch.from_numpy(dataset_labels(val_data, "val_data"))
     scores = validation_metrics(embeddings, labels, options)
-    value = scores[options.metric]
+    value = scores[options.select]
     if state.best_metric is None or value > state.best_metric:
         state.best_metric, state.best_epoch, state.bad_validations = value, state.epoch, 0
         run.best_weights = {k: v.detach().cpu().clone() for k, v in run.model.state_dict().items()}
@@ -385,7 +386,7 @@ def _finish(run: _Run) -> TrainResult:
             )  # fmt: skip
     return TrainResult(
         best_metric=state.best_metric, best_epoch=state.best_epoch,
-        metric=run.options.validation.metric, epochs=state.epoch, steps=state.step,
+        select=run.options.validation.select, epochs=state.epoch, steps=state.step,
         stopped_early=state.epoch < run.options.epochs, history=list(state.history),
         checkpoint=run.checkpoint, model_dir=model_dir,
     )  # fmt: skip

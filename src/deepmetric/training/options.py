@@ -103,38 +103,38 @@ class ValidationOptions:
 
     Args:
         every: validate every this many epochs (and after the last one).
-        metric: the ``retrieval_metrics`` key that selects the best model (higher is better).
+        select: the ``retrieval_metrics`` key that selects the best model (higher is better).
         patience: stop after this many validations without improvement; ``None`` never stops.
         ks: the cut-offs of ``recall_at_k`` reported each validation.
-        distance: the retrieval metric space: ``"cosine"``, ``"euclidean"``,
-            ``"squared_euclidean"`` or ``"dot"``.
+        metric: how embeddings are compared, as everywhere in deepmetric: ``"cosine"``,
+            ``"euclidean"``, ``"squared_euclidean"`` or ``"dot"``.
         batch_size: batch size when embedding the validation set.
         margin: the margin of the monitor's triplet-violation fraction (Euclidean distances).
     """
 
     every: int = 1
-    metric: str = "map_at_r"
+    select: str = "map_at_r"
     patience: int | None = None
     ks: tuple[int, ...] = (1, 2, 4, 8)
-    distance: Literal["cosine", "euclidean", "squared_euclidean", "dot"] = "cosine"
+    metric: Literal["cosine", "euclidean", "squared_euclidean", "dot"] = "cosine"
     batch_size: int = 256
     margin: float = 0.2
 
     def __post_init__(self) -> None:
         check_int("validation.every", self.every, 1)
-        check_choice("validation.metric", self.metric, _selectable(self.ks))
+        check_choice("validation.select", self.select, _selectable(self.ks))
         check_int("validation.patience", self.patience, 1, optional=True)
         if not self.ks:
             raise ValueError("validation.ks must hold at least one cut-off; got ()")
         for k in self.ks:
             check_int("validation.ks[i]", k, 1)
         object.__setattr__(self, "ks", tuple(self.ks))
-        check_choice("validation.distance", self.distance, _DISTANCES)
+        check_choice("validation.metric", self.metric, _METRICS)
         check_int("validation.batch_size", self.batch_size, 1)
         check_number("validation.margin", self.margin, low=0)
 
 
-_DISTANCES = ("cosine", "euclidean", "squared_euclidean", "dot")
+_METRICS = ("cosine", "euclidean", "squared_euclidean", "dot")
 
 
 def _selectable(ks: tuple[int, ...]) -> tuple[str, ...]:
@@ -198,7 +198,36 @@ class RuntimeOptions:
         check_int("runtime.threads", self.threads, 1, optional=True)
 
 
+@dataclasses.dataclass(frozen=True)
+class SamplerOptions:
+    """How a training batch is made: ``m_per_class`` items of each of ``batch_size /
+    m_per_class`` classes, drawn by ``MPerClassSampler`` (``HierarchicalSampler`` with
+    ``classes_per_group``).
+
+    Args:
+        batch_size: items per optimiser step on each process.
+        m_per_class: items of each class in a batch; ``batch_size`` must be a multiple of it.
+        classes_per_group: hierarchical batches: this many classes from each of several
+            groups per batch; needs ``TrainOptions.group``.
+    """
+
+    batch_size: int = 32
+    m_per_class: int = 4
+    classes_per_group: int | None = None
+
+    def __post_init__(self) -> None:
+        check_int("sampler.batch_size", self.batch_size, 1)
+        check_int("sampler.m_per_class", self.m_per_class, 1)
+        if self.batch_size % self.m_per_class:
+            raise ValueError(
+                "sampler.batch_size must be a multiple of sampler.m_per_class; "
+                f"got batch_size={self.batch_size}, m_per_class={self.m_per_class}"
+            )
+        check_int("sampler.classes_per_group", self.classes_per_group, 1, optional=True)
+
+
 _GROUPS: dict[str, type] = {
+    "sampler": SamplerOptions,
     "optimizer": OptimizerOptions,
     "schedule": ScheduleOptions,
     "validation": ValidationOptions,
@@ -210,56 +239,46 @@ _GROUPS: dict[str, type] = {
 class TrainOptions:
     """Everything ``train`` needs besides the model, data, loss and miner.
 
+    Each field is the section of the same name in a run config's YAML.
+
     Args:
         epochs: passes over the training data (one pass = the sampler's epoch).
-        batch_size: items per optimiser step on each process.
-        m_per_class: items of each class in a batch; ``batch_size`` must be a multiple of it.
-        classes_per_group: hierarchical batches: this many classes from each of several
-            groups per batch (see ``MPerClassSampler``); needs ``group``.
-        group: the ``train_data.extra`` field holding each item's group (e.g. ``"alphabet"``).
+        sampler: see ``SamplerOptions``.
         optimizer: see ``OptimizerOptions``.
         schedule: see ``ScheduleOptions``.
         validation: see ``ValidationOptions``.
         runtime: see ``RuntimeOptions``.
-        augment: a train-time augmentation (``deepmetric.data.AugmentConfig`` fields, applied
-            on the device to image batches; validation gets the matching eval pipeline), or
-            ``None`` to feed the inputs as they are.
+        augmentation: a train-time augmentation (``deepmetric.data.AugmentConfig`` fields,
+            applied on the device to image batches; validation gets the matching eval
+            pipeline), or ``None`` to feed the inputs as they are.
+        group: the ``train_data.extra`` field holding each item's group (e.g. ``"alphabet"``)
+            for ``sampler.classes_per_group``; a run config takes it from ``data.group``.
 
     Example:
-        >>> opts = TrainOptions(epochs=2, batch_size=16, m_per_class=4)
+        >>> opts = TrainOptions(epochs=2, sampler=SamplerOptions(batch_size=16, m_per_class=4))
         >>> TrainOptions.from_dict(opts.to_dict()) == opts
         True
-        >>> TrainOptions(batch_size=10, m_per_class=4)
+        >>> SamplerOptions(batch_size=10, m_per_class=4)  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        ValueError: batch_size must be a multiple of m_per_class; got batch_size=10, m_per_class=4
+        ValueError: sampler.batch_size must be a multiple of sampler.m_per_class; got ...
     """
 
     epochs: int = 10
-    batch_size: int = 32
-    m_per_class: int = 4
-    classes_per_group: int | None = None
-    group: str | None = None
+    sampler: SamplerOptions = SamplerOptions()
     optimizer: OptimizerOptions = OptimizerOptions()
     schedule: ScheduleOptions = ScheduleOptions()
     validation: ValidationOptions = ValidationOptions()
     runtime: RuntimeOptions = RuntimeOptions()
-    augment: Mapping[str, Any] | None = None
+    augmentation: Mapping[str, Any] | None = None
+    group: str | None = None
 
     def __post_init__(self) -> None:
         check_int("epochs", self.epochs, 1)
-        check_int("batch_size", self.batch_size, 1)
-        check_int("m_per_class", self.m_per_class, 1)
-        if self.batch_size % self.m_per_class:
+        if (self.sampler.classes_per_group is None) != (self.group is None):
             raise ValueError(
-                "batch_size must be a multiple of m_per_class; "
-                f"got batch_size={self.batch_size}, m_per_class={self.m_per_class}"
-            )
-        check_int("classes_per_group", self.classes_per_group, 1, optional=True)
-        if (self.classes_per_group is None) != (self.group is None):
-            raise ValueError(
-                "classes_per_group and group go together (set data.group to the field holding "
-                f"the groups); got classes_per_group={self.classes_per_group!r}, "
+                "sampler.classes_per_group and group go together (set data.group to the field "
+                f"holding the groups); got classes_per_group={self.sampler.classes_per_group!r}, "
                 f"group={self.group!r}"
             )
         for name, cls in _GROUPS.items():
@@ -267,11 +286,11 @@ class TrainOptions:
                 raise ValueError(
                     f"{name} must be a {cls.__name__}; got {type(getattr(self, name)).__name__}"
                 )
-        if self.augment is not None:
+        if self.augmentation is not None:
             from ..data import AugmentConfig
 
-            AugmentConfig.from_mapping(self.augment)  # fails early on a bad field
-            object.__setattr__(self, "augment", dict(self.augment))
+            AugmentConfig.from_mapping(self.augmentation)  # fails early on a bad field
+            object.__setattr__(self, "augmentation", dict(self.augmentation))
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of every field, the groups as nested dicts."""
@@ -302,6 +321,7 @@ __all__ = [
     "OptimizerOptions",
     "RuntimeOptions",
     "ScheduleName",
+    "SamplerOptions",
     "ScheduleOptions",
     "TrainOptions",
     "ValidationOptions",

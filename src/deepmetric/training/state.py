@@ -63,7 +63,7 @@ class TrainResult:
             validation.
         best_epoch: the epoch (0-based) of ``best_metric``; the model holds that epoch's
             weights when ``train`` returns.
-        metric: the name of the selection metric.
+        select: the name of the selection metric (``validation.select``).
         epochs: epochs finished (including those before a resume).
         steps: optimiser steps done.
         stopped_early: whether patience (or a callback) ended the run before ``epochs``.
@@ -76,7 +76,7 @@ class TrainResult:
 
     best_metric: float | None
     best_epoch: int | None
-    metric: str
+    select: str
     epochs: int
     steps: int
     stopped_early: bool

@@ -21,7 +21,7 @@ def validation_metrics(
     with warnings.catch_warnings():  # queries of a single-item class are excluded, counted
         warnings.simplefilter("ignore")
         scores = retrieval_metrics(
-            embeddings, labels, ks=options.ks, metric=options.distance,
+            embeddings, labels, ks=options.ks, metric=options.metric,
             include=("precision_at_1", "recall_at_k", "r_precision", "map_at_r", "map",
                      "ndcg_at_k", "mrr"),
         )  # fmt: skip
