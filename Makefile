@@ -4,8 +4,14 @@ BIN     := $(VENV)/bin
 PIP     := $(BIN)/python -m pip install -q -c constraints.txt
 STAMP   := $(VENV)/.installed
 DEVSTAMP:= $(VENV)/.installed-dev
+API_OUT ?= docs/api
+# the public modules of the API reference (each package's __all__ says what it exports)
+API_MODULES := deepmetric deepmetric.distances deepmetric.losses deepmetric.miners \
+	deepmetric.samplers deepmetric.tuples deepmetric.data deepmetric.models deepmetric.training \
+	deepmetric.evaluation deepmetric.search deepmetric.roc deepmetric.index deepmetric.sklearn \
+	deepmetric.config deepmetric.runs deepmetric.report deepmetric.serve
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test bench lint docs clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -29,10 +35,14 @@ test: $(DEVSTAMP)
 bench: $(DEVSTAMP)
 	$(BIN)/deepmetric bench
 
+docs: $(DEVSTAMP)
+	$(BIN)/pdoc -o $(API_OUT) $(API_MODULES)
+	@echo "API reference: $(API_OUT)/index.html"
+
 lint: $(DEVSTAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy src
 
 clean:
-	rm -rf $(VENV) runs build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) runs build docs/api *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
