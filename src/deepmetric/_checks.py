@@ -88,8 +88,9 @@ def check_number(
         bound = "" if high is None else f"{'<' if open_high else '<='} {high:g}"
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
         raise ValueError(f"{name} must be a finite number{' ' * bool(bound)}{bound}; got {value!r}")
-    inside = (low is None or (value > low if strict else value >= low)) and (
-        high is None or (value < high if open_high else value <= high)
+    x = float(value)
+    inside = (low is None or (x > low if strict else x >= low)) and (
+        high is None or (x < high if open_high else x <= high)
     )
     if not inside:
         raise ValueError(f"{name} must be {bound}; got {value!r}")

@@ -43,7 +43,7 @@ from .logging import MetricLogger, Progress
 from .monitor import TrainingMonitor
 from .optim import build_optimizer, lr_factor, set_learning_rate
 from .options import TrainOptions
-from .state import State, TrainResult
+from .state import EpochTotals, State, TrainResult
 from .validation import validation_metrics
 
 Callback = Callable[[State], None]
@@ -70,7 +70,7 @@ class _Run:
     out_dir: Path | None
     best_weights: dict[str, Tensor] | None = None
     checkpoint: Path | None = None
-    totals: dict[str, float] = dataclasses.field(default_factory=dict)
+    totals: EpochTotals = dataclasses.field(default_factory=EpochTotals)
 
 
 def train(
@@ -101,8 +101,8 @@ def train(
     Args:
         model: maps an input batch to ``(batch, dim)`` embeddings (usually an ``Embedder``).
         train_data: a ``LabeledDataset``; its classes must differ from ``val_data``'s.
-        loss: called ``loss(embeddings, labels)`` or, with a miner,
-            ``loss(embeddings, labels, indices=miner(embeddings, labels))``.
+        loss: called ``loss(embeddings, labels, indices=...)``: the miner's pairs or
+            triplets, or ``None`` without a miner (every deepmetric loss takes ``indices=``).
         miner: picks the pairs or triplets of each batch; None gives the loss the whole batch.
         val_data: held-out classes for validation, best-model selection and early stopping.
         options: see ``TrainOptions``.
@@ -120,29 +120,25 @@ def train(
     state = run.state
     with deterministic_algorithms(options.runtime.deterministic):
         try:
-            for epoch in range(state.epoch, options.epochs):
-                if state.should_stop:
-                    break  # resumed from a run that had already stopped early
-                for inputs, labels in _epoch_batches(run, train_data, epoch):
+            # a resumed run that had stopped early does nothing; a stop request from a callback
+            # or from early stopping ends the run at the step or epoch where it is made
+            while state.epoch < options.epochs and not state.should_stop:
+                _start_epoch(run)
+                for inputs, labels in _timed_batches(run, train_data):
                     set_learning_rate(run.optimizer, _factor(run))
                     with _autocast(run):
                         embeddings = run.net(run.augment(inputs)).float()
                     embeddings, labels = gather_batch(embeddings, labels)
                     indices = miner(embeddings, labels) if miner is not None else None
-                    value = loss(
-                        embeddings, labels, **({} if indices is None else {"indices": indices})
-                    )
+                    value = loss(embeddings, labels, indices=indices)
                     _backward_and_step(run, value)
                     if state.step % options.runtime.log_every == 0:
                         run.monitor.update(embeddings, labels)
                     _after_step(run, float(value.detach()), callbacks)
                     if state.should_stop:
                         break
-                if state.should_stop and state.batch_in_epoch:
-                    break  # a callback stopped the run mid-epoch
-                _end_epoch(run, val_data, callbacks)
-                if state.should_stop:
-                    break
+                else:  # the epoch ran to its end
+                    _end_epoch(run, val_data, callbacks)
         finally:
             run.log.close()
             if options.runtime.channels_last:
@@ -218,22 +214,28 @@ def _autocast(run: _Run) -> torch.autocast:
     return torch.autocast(run.device.type, dtype=dtype, enabled=amp != "none")
 
 
-def _epoch_batches(run: _Run, data: LabeledDataset, epoch: int) -> Iterator[tuple[Tensor, Tensor]]:
-    """This rank's batches of ``epoch``, after the ones a resumed run already did; timed."""
+def _start_epoch(run: _Run) -> None:
+    """Begin ``state.epoch`` (or go on with it after a resume): fresh totals and monitor at its
+    first batch, the backbone frozen or not, training mode, the sampler's epoch."""
     state, options = run.state, run.options
-    if state.epoch != epoch or state.batch_in_epoch == 0:
-        state.epoch, state.batch_in_epoch = epoch, 0
+    if state.batch_in_epoch == 0:
         state.steps_per_epoch = len(run.sampler)
         run.monitor.reset()
-        run.totals = {"loss": 0.0, "data_time": 0.0, "step_time": 0.0, "start": time.time()}
+        run.totals = EpochTotals(start=time.time())
     if options.optimizer.freeze_backbone_epochs and hasattr(run.model, "freeze_backbone"):
         freeze: Callable[[bool], Any] = run.model.freeze_backbone  # type: ignore[assignment]
-        freeze(epoch < options.optimizer.freeze_backbone_epochs)
+        freeze(state.epoch < options.optimizer.freeze_backbone_epochs)
     run.model.train()
-    run.sampler.set_epoch(epoch)
+    run.sampler.set_epoch(state.epoch)
+
+
+def _timed_batches(run: _Run, data: LabeledDataset) -> Iterator[tuple[Tensor, Tensor]]:
+    """This rank's batches of the epoch after those a resumed run already did, with the time
+    spent loading them and stepping on them added to the epoch's totals."""
+    state, options = run.state, run.options
     batches = list(run.sampler)[state.batch_in_epoch :]
     bar = Progress(
-        total=len(run.sampler), initial=state.batch_in_epoch, desc=f"epoch {epoch + 1}",
+        total=len(run.sampler), initial=state.batch_in_epoch, desc=f"epoch {state.epoch + 1}",
         enabled=options.runtime.progress and is_main_process(),
     )  # fmt: skip
     source = iterate_batches(data, batches, run.device, options.runtime.num_workers)
@@ -241,12 +243,12 @@ def _epoch_batches(run: _Run, data: LabeledDataset, epoch: int) -> Iterator[tupl
         while True:
             start = time.perf_counter()
             batch = next(source, None)
-            run.totals["data_time"] += time.perf_counter() - start
+            run.totals.data_time += time.perf_counter() - start
             if batch is None:
                 return
             start = time.perf_counter()
             yield batch
-            run.totals["step_time"] += time.perf_counter() - start
+            run.totals.step_time += time.perf_counter() - start
             bar.update({"loss": run.state.loss})
     finally:
         bar.close()
@@ -276,7 +278,7 @@ def _after_step(run: _Run, value: float, callbacks: Sequence[Callback]) -> None:
     state.step += 1
     state.batch_in_epoch += 1
     state.loss, state.lr, state.epoch_end = value, run.optimizer.param_groups[0]["lr"], False
-    run.totals["loss"] += value
+    run.totals.loss += value
     if state.step % runtime.log_every == 0:
         run.log.write("step", {"loss": value, "lr": state.lr}, step=state.step, epoch=state.epoch)
     every = runtime.checkpoint_every_steps
@@ -290,13 +292,13 @@ def _end_epoch(run: _Run, val_data: LabeledDataset | None, callbacks: Sequence[C
     """Validate, select the best model, decide on early stopping, log, checkpoint, call back."""
     state, options = run.state, run.options
     epoch, done = state.epoch, max(state.batch_in_epoch, 1)
-    record = {"loss": all_reduce_mean(run.totals["loss"] / done, run.device), "lr": state.lr}
+    record = {"loss": all_reduce_mean(run.totals.loss / done, run.device), "lr": state.lr}
     record.update({f"train_{k}": v for k, v in run.monitor.summary().items()})
     last = epoch + 1 == options.epochs
     if val_data is not None and ((epoch + 1) % options.validation.every == 0 or last):
         record.update(_validate(run, val_data))
-    record.update({k: run.totals[k] for k in ("data_time", "step_time")})
-    record["epoch_time"] = time.time() - run.totals["start"]
+    record.update(data_time=run.totals.data_time, step_time=run.totals.step_time)
+    record["epoch_time"] = time.time() - run.totals.start
     state.history.append(record)
     state.metrics, state.epoch_end = record, True
     state.epoch, state.batch_in_epoch = epoch + 1, 0
@@ -337,7 +339,7 @@ def _save(run: _Run) -> None:
             "state": run.state.to_dict(),
             "best_model": run.best_weights or {},
             "monitor": run.monitor.state_dict(),
-            "totals": dict(run.totals),
+            "totals": dataclasses.asdict(run.totals),
             "rng": rng_state(),
             "options": run.options.to_dict(),
         }
@@ -364,7 +366,7 @@ def _restore(run: _Run, checkpoint: dict[str, Any] | None) -> None:
     run.state = State.from_dict(checkpoint["state"])
     run.best_weights = checkpoint["best_model"] or None
     run.monitor.load_state_dict(checkpoint["monitor"])
-    run.totals = dict(checkpoint["totals"])
+    run.totals = EpochTotals(**checkpoint["totals"])
     restore_rng(checkpoint["rng"])
 
 

@@ -9,6 +9,16 @@ from typing import Any
 
 
 @dataclasses.dataclass
+class EpochTotals:
+    """What an epoch adds up as it runs, for its log record (checkpointed with the run)."""
+
+    loss: float = 0.0
+    data_time: float = 0.0
+    step_time: float = 0.0
+    start: float = 0.0  # wall-clock time.time() when the epoch began
+
+
+@dataclasses.dataclass
 class State:
     """Where a training run stands; passed to every callback after each step and epoch.
 
