@@ -321,3 +321,28 @@ def test_protocol_lists_merge_few_shot_and_retrieval_metrics() -> None:
     assert found["fewshot_episodes"] == 50 and 0.05 < found["fewshot_accuracy"] < 0.5
     assert {"map_at_r", "recall_at_1", "group_map_at_r", "group_recall_at_1"} <= set(found)
     assert found["group_recall_at_1"] <= found["recall_at_1"] + 0.05
+
+
+def test_each_yaml_section_is_the_train_option_group_of_its_name() -> None:
+    config = build_config(
+        {}, ["validation.margin=0.5", "validation.select=recall_at_1", "validation.metric=dot",
+             "sampler.m_per_class=2", "augmentation={size: 8}"],
+    )  # fmt: skip
+    options = config.train_options()
+    for name in ("sampler", "optimizer", "schedule", "validation", "runtime", "augmentation"):
+        assert getattr(options, name) == getattr(config, name), name
+    assert (options.validation.margin, options.validation.select) == (0.5, "recall_at_1")
+    assert options.validation.metric == "dot" and config.evaluation.metric == "cosine"
+
+
+@pytest.mark.parametrize("protocol", ["clustering", "fewshot"])
+def test_dot_is_not_turned_into_cosine_behind_the_users_back(protocol: str) -> None:
+    from deepmetric.config import EvaluationConfig
+
+    data = DigitsDataset(as_vectors=True).subset(list(range(200)))
+    x = torch.randn(len(data), 4)
+    ev = EvaluationConfig(protocol=protocol, metric="dot", ways=3, queries=2, episodes=5)
+    with pytest.raises(ConfigError, match=f"the {protocol} protocol .*metric 'dot'.*'cosine'"):
+        evaluate_embeddings(x, data, ev)
+    ev = EvaluationConfig(protocol=protocol, metric="cosine", ways=3, queries=2, episodes=5)
+    assert evaluate_embeddings(x, data, ev)

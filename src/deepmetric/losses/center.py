@@ -6,7 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from ..tuples import MinedIndices
-from ._classes import check_class_loss_params, class_loss_inputs
+from ._class_params import check_class_loss_params, class_loss_inputs
 from ._common import LOSSES, Reduction
 from ._common import reduce as _reduce
 

@@ -9,7 +9,7 @@ from torch.nn import functional as F
 from .._checks import check_number
 from ..distances import normalize_rows
 from ..tuples import MinedIndices
-from ._classes import check_class_loss_params, class_loss_inputs
+from ._class_params import check_class_loss_params, class_loss_inputs
 from ._common import LOSSES, Reduction
 from ._common import reduce as _reduce
 

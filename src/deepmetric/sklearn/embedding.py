@@ -13,18 +13,14 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
 from .._checks import check_int
+from ..models.embed import embed as embed_batches
 from ._base import Array, resolve_device
 
 
 def embed(model: nn.Module, X: Array, batch_size: int, device: torch.device) -> Array:
-    """``model`` applied to ``X: (n, d)`` in batches under ``no_grad``: ``(n, dim)`` float32."""
-    outputs = []
-    with torch.no_grad():
-        for start in range(0, len(X), batch_size):
-            batch = torch.tensor(X[start : start + batch_size], dtype=torch.float32)
-            out = model(batch.to(device))
-            outputs.append(out.reshape(len(batch), -1).float().cpu().numpy())
-    return np.concatenate(outputs).astype(np.float32, copy=False)
+    """``model`` applied to ``X: (n, d)`` in eval mode, in batches: ``(n, dim)`` float32."""
+    x = np.ascontiguousarray(X, dtype=np.float32)
+    return embed_batches(model, x, batch_size=batch_size, device=device).numpy()
 
 
 def load_embedder(model: Any) -> nn.Module:
