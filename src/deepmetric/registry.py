@@ -70,12 +70,19 @@ class Registry(Generic[T]):
         reject_unknown("parameter", keys, accepted, f"{self.kind} {spec['name']!r}", KeyError)
         return cls
 
-    def build(self, spec: Mapping[str, Any] | str) -> T:
-        """Build from ``{"name": ..., **params}`` (or a bare name); unknown parameters raise."""
+    def build(self, spec: Mapping[str, Any] | str, **context: Any) -> T:
+        """Build from ``{"name": ..., **params}`` (or a bare name); unknown parameters raise.
+
+        ``context`` (say ``num_classes=`` from the data) fills in the parameters that the class
+        takes and the spec does not set; the class may ignore it.
+        """
         if isinstance(spec, str):
             spec = {"name": spec}
         if not isinstance(spec, Mapping) or "name" not in spec:
             raise ValueError(f"{self.kind} spec must be a mapping with a 'name' key; got {spec!r}")
+        if context:
+            takes = inspect.signature(self.get(spec["name"])).parameters
+            spec = {**{k: v for k, v in context.items() if k in takes}, **spec}
         params = {k: v for k, v in spec.items() if k != "name"}
         cls = self.check(spec)
         signature = inspect.signature(cls)

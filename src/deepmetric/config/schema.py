@@ -1,15 +1,16 @@
 """Run configs: one typed, strict description of a training run, loaded from YAML.
 
 A ``RunConfig`` has the sections ``data``, ``model``, ``loss``, ``miner``, ``sampler``,
-``optimizer``, ``epochs``, ``schedule``, ``augmentation``, ``evaluation``, ``runtime`` and
-``output``.
-Sections that the library already validates are the library's own dataclasses
-(``EmbedderConfig``, ``OptimizerOptions``, ``ScheduleOptions``, ``RuntimeOptions``), so every
-rule and default lives in one place; ``loss`` and ``miner`` are registry specs
-``{"name": ..., **params}`` checked against the registered class's signature. Every mapping
-rejects unknown keys with a close-match suggestion. ``--set key.path=value`` overrides are parsed
-as YAML scalars. ``save_config`` writes the resolved config (every default filled in) next to a
-run's outputs.
+``optimizer``, ``epochs``, ``schedule``, ``augmentation``, ``validation``, ``evaluation``,
+``runtime`` and ``output``. The training sections are exactly the option groups that
+``train()`` takes (``TrainOptions.sampler``, ``.optimizer``, ... are ``SamplerOptions``,
+``OptimizerOptions``, ...; ``model`` is an ``EmbedderConfig``), so every name, rule and default
+lives in one place. As everywhere in deepmetric, ``metric`` names how embeddings are compared
+(``cosine``, ``euclidean``, ...) and ``validation.select`` the score that picks the best epoch.
+``loss`` and ``miner`` are registry specs ``{"name": ..., **params}`` checked against the
+registered class's signature. Every mapping rejects unknown keys with a close-match suggestion.
+``--set key.path=value`` overrides are parsed as YAML scalars. ``save_config`` writes the
+resolved config (every default filled in) next to a run's outputs.
 """
 
 from __future__ import annotations

@@ -32,14 +32,19 @@ from .triplet import TripletMarginLoss
 from .xbm import CrossBatchMemory
 
 
-def build(spec: Mapping[str, Any] | str) -> nn.Module:
+def build(spec: Mapping[str, Any] | str, **context: Any) -> nn.Module:
     """Build a loss from ``{"name": ..., **params}``; unknown names or parameters raise.
+
+    ``context`` fills in what the spec leaves out and the loss takes, e.g. ``num_classes`` and
+    ``embedding_dim`` from the data for losses with class parameters.
 
     Example:
         >>> build({"name": "triplet", "margin": 0.1}).margin
         0.1
+        >>> build("proxy_anchor", num_classes=10, embedding_dim=4).proxies.shape
+        torch.Size([10, 4])
     """
-    return LOSSES.build(spec)
+    return LOSSES.build(spec, **context)
 
 
 def names() -> list[str]:

@@ -4,6 +4,13 @@ All three are a cross-entropy over ``scale * cos(x, w_c)`` with the embeddings a
 weights L2-normalised (they are defined on the sphere); they differ only in how the target
 class's cosine is penalised: ``cos(theta + m)`` (ArcFace), ``cos(theta) - m`` (CosFace) or not at
 all (NormSoftmax).
+
+Shapes: ``embeddings (batch, embedding_dim)``, ``labels (batch,)`` in ``[0, num_classes)``.
+``indices`` (Pairs or Triplets) restricts the loss to the anchors that appear in them; no anchor
+gives 0 with zero gradient. No reference set. ``weight`` is the ``(num_classes, embedding_dim)``
+class-weight parameter in ``nn.Linear``'s layout (pytorch-metric-learning's ``W`` is its
+transpose), initialised ``N(0, 0.01^2)`` from the global torch generator as in insightface.
+Finite for any scale (log-sum-exp).
 """
 
 from __future__ import annotations
@@ -111,12 +118,7 @@ class ArcFaceLoss(_NormalizedSoftmax):
             ``ArcFaceLoss`` takes degrees (``margin=28.6`` is 0.5 rad).
         scale: the logit scale ``s`` (> 0).
         reduction: ``"none"`` gives ``(n_anchors,)`` per-sample losses.
-    Shapes: ``embeddings (batch, embedding_dim)``, ``labels (batch,)`` in ``[0, num_classes)``.
-    ``indices`` (Pairs or Triplets) restricts the loss to the anchors that appear in them; no
-    anchor gives 0 with zero gradient. No reference set. ``weight`` is the ``(num_classes,
-    embedding_dim)`` class-weight parameter in ``nn.Linear``'s layout (pytorch-metric-learning's
-    ``W`` is its transpose), initialised ``N(0, 0.01^2)`` from the global torch generator as in
-    insightface. Finite for any scale (log-sum-exp).
+    Shapes, ``indices`` and the ``weight`` parameter: see the module docstring.
 
     Example:
         >>> loss = ArcFaceLoss(num_classes=2, embedding_dim=2, scale=1.0)
@@ -162,12 +164,7 @@ class CosFaceLoss(_NormalizedSoftmax):
         margin: the cosine margin ``m`` (>= 0).
         scale: the logit scale ``s`` (> 0).
         reduction: ``"none"`` gives ``(n_anchors,)`` per-sample losses.
-    Shapes: ``embeddings (batch, embedding_dim)``, ``labels (batch,)`` in ``[0, num_classes)``.
-    ``indices`` (Pairs or Triplets) restricts the loss to the anchors that appear in them; no
-    anchor gives 0 with zero gradient. No reference set. ``weight`` is the ``(num_classes,
-    embedding_dim)`` class-weight parameter in ``nn.Linear``'s layout (pytorch-metric-learning's
-    ``W`` is its transpose), initialised ``N(0, 0.01^2)`` from the global torch generator as in
-    insightface. Finite for any scale (log-sum-exp).
+    Shapes, ``indices`` and the ``weight`` parameter: see the module docstring.
 
     Example:
         >>> loss = CosFaceLoss(num_classes=2, embedding_dim=2, margin=0.5, scale=1.0)
@@ -209,12 +206,7 @@ class NormalizedSoftmaxLoss(_NormalizedSoftmax):
         embedding_dim: the embedding dimension.
         temperature: the softmax temperature ``T`` (> 0); ``scale = 1 / T``.
         reduction: ``"none"`` gives ``(n_anchors,)`` per-sample losses.
-    Shapes: ``embeddings (batch, embedding_dim)``, ``labels (batch,)`` in ``[0, num_classes)``.
-    ``indices`` (Pairs or Triplets) restricts the loss to the anchors that appear in them; no
-    anchor gives 0 with zero gradient. No reference set. ``weight`` is the ``(num_classes,
-    embedding_dim)`` class-weight parameter in ``nn.Linear``'s layout (pytorch-metric-learning's
-    ``W`` is its transpose), initialised ``N(0, 0.01^2)`` from the global torch generator as in
-    insightface. Finite for any scale (log-sum-exp).
+    Shapes, ``indices`` and the ``weight`` parameter: see the module docstring.
 
     Example:
         >>> loss = NormalizedSoftmaxLoss(num_classes=2, embedding_dim=2, temperature=1.0)

@@ -170,14 +170,10 @@ def build_loss(config: RunConfig, num_classes: int, embedding_dim: int) -> nn.Mo
     """The loss of ``config.loss``; classes and width are filled in for losses that take them."""
     from .. import losses
 
-    spec: dict[str, Any] = dict(config.loss)
-    accepted = inspect.signature(losses.LOSSES.get(spec["name"])).parameters
-    if "num_classes" in accepted:
-        spec["num_classes"] = num_classes
-    if "embedding_dim" in accepted:
-        spec["embedding_dim"] = embedding_dim
     with seeded(config.runtime.seed):  # proxies and class weights start the same every run
-        return losses.build(spec)
+        return losses.build(
+            config.loss, num_classes=num_classes, embedding_dim=embedding_dim
+        )
 
 
 def build_miner(config: RunConfig) -> nn.Module | None:

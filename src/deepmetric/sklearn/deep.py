@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import inspect
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,7 +14,6 @@ from torch import nn
 
 from .. import losses, miners
 from .._checks import check_int, check_number
-from ..losses._common import LOSSES
 from ..samplers import MPerClassSampler
 from ._base import Array, check_classes, resolve_device, seed_from
 from .embedding import embed
@@ -43,13 +41,7 @@ def build_embedder(embedder: Any, n_features: int) -> nn.Module:
 def build_loss(spec: Any, num_classes: int, embedding_dim: int) -> nn.Module:
     """``deepmetric.losses.build(spec)``; a loss with class parameters (proxies, class weights)
     gets ``num_classes`` and ``embedding_dim`` from the data unless the spec sets them."""
-    full = {"name": spec} if isinstance(spec, str) else dict(spec)
-    if isinstance(full.get("name"), str) and full["name"] in LOSSES:
-        accepted = inspect.signature(LOSSES.get(full["name"])).parameters
-        for key, value in (("num_classes", num_classes), ("embedding_dim", embedding_dim)):
-            if key in accepted:
-                full.setdefault(key, value)
-    return losses.build(full)
+    return losses.build(spec, num_classes=num_classes, embedding_dim=embedding_dim)
 
 
 def sampler_settings(sampler: Mapping[str, Any] | None) -> tuple[int, int]:
