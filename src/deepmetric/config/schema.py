@@ -28,14 +28,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 from .._atomic import write_text_atomically
 from .._checks import unknown
 from ..models import EmbedderConfig
-from ..training import (
-    OptimizerOptions,
-    RuntimeOptions,
-    SamplerOptions,
-    ScheduleOptions,
-    TrainOptions,
-    ValidationOptions,
-)
+from ..training import options as opt
 
 Metric = Literal["cosine", "euclidean", "squared_euclidean", "dot"]
 Protocol = Literal["retrieval", "verification", "reid", "fewshot", "clustering"]
@@ -191,14 +184,14 @@ class RunConfig(_Section):
     pretrained: str | None = None
     loss: dict[str, Any] = {"name": "multi_similarity"}
     miner: dict[str, Any] | None = None
-    sampler: SamplerOptions = SamplerOptions()
-    optimizer: OptimizerOptions = OptimizerOptions()
+    sampler: opt.SamplerOptions = opt.SamplerOptions()
+    optimizer: opt.OptimizerOptions = opt.OptimizerOptions()
     epochs: int = 10
-    schedule: ScheduleOptions = ScheduleOptions()
+    schedule: opt.ScheduleOptions = opt.ScheduleOptions()
     augmentation: dict[str, Any] | None = None
-    validation: ValidationOptions = ValidationOptions()
+    validation: opt.ValidationOptions = opt.ValidationOptions()
     evaluation: EvaluationConfig = EvaluationConfig()
-    runtime: RuntimeOptions = RuntimeOptions()
+    runtime: opt.RuntimeOptions = opt.RuntimeOptions()
     output: OutputConfig = OutputConfig()
 
     @model_validator(mode="after")
@@ -218,9 +211,9 @@ class RunConfig(_Section):
                 raise ValueError(f"{where}: {message}" if where else message) from None
         return self
 
-    def train_options(self) -> TrainOptions:
+    def train_options(self) -> opt.TrainOptions:
         """The ``TrainOptions`` this config describes: its sections of the same names."""
-        return TrainOptions(
+        return opt.TrainOptions(
             epochs=self.epochs,
             sampler=self.sampler,
             optimizer=self.optimizer,

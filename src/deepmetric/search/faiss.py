@@ -146,7 +146,7 @@ def faiss_knn(
         scores = scores.clamp_min(0).sqrt()
     recall = None
     if factory.replace(" ", "") != "Flat":
-        recall = _recall(q, r, k, metric, query_groups, reference_groups, indices)
+        recall = _recall(q, r, k, metric, (query_groups, reference_groups), indices)
     return Neighbors(indices=indices, scores=scores.to(q.dtype), metric=metric, recall=recall)
 
 
@@ -176,21 +176,17 @@ def _drop_excluded(
 
 
 def _recall(
-    q: Tensor,
-    r: Tensor | None,
-    k: int,
-    metric: Metric,
-    query_groups: Tensor | None,
-    reference_groups: Tensor | None,
-    found: Tensor,
-) -> float:
+    q: Tensor, r: Tensor | None, k: int, metric: Metric,
+    groups: tuple[Tensor | None, Tensor | None], found: Tensor,
+) -> float:  # fmt: skip
     """Share of the exact k nearest neighbours of a seeded query sample that were found."""
     n = q.shape[0]
     sample = torch.randperm(n, generator=torch.Generator().manual_seed(0))[:RECALL_SAMPLE]
     sample = sample.sort().values
-    groups = None if query_groups is None else query_groups[sample]
+    query_groups, reference_groups = groups
+    sampled = None if query_groups is None else query_groups[sample]
     own = sample if r is None else None  # a sampled query must not find itself either
     ref = q if r is None else r
-    truth = exact_knn(q[sample], ref, k, metric, groups, reference_groups, exclude=own).indices
+    truth = exact_knn(q[sample], ref, k, metric, sampled, reference_groups, exclude=own).indices
     hits = (truth[:, :, None] == found[sample][:, None, :]) & (truth[:, :, None] >= 0)
     return float(hits.any(2).sum()) / max(int((truth >= 0).sum()), 1)
