@@ -44,7 +44,7 @@ def test_health_and_docs(client: TestClient) -> None:
     assert health["threshold"] is not None and health["writes"] is True
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/search", "/verify", "/items", "/items/{item_id}", "/health"} <= set(paths)
-    assert client.get("/docs").status_code == 200
+    assert client.get("/docs").status_code == 404  # no page that needs a CDN to render
     page = client.get("/")
     assert page.status_code == 200 and "deepmetric search" in page.text
 
@@ -86,7 +86,7 @@ def test_vector_search_equals_index_search(client: TestClient, index_dir: Path) 
         ({"vector": "not json"}, None, 422, "vector must be a JSON list"),
         ({}, {"image": ("a.txt", b"plain text")}, 400, "not a readable image"),
         ({}, {"image": ("big.png", b"0" * 30_000)}, 413, "over the 20000-byte limit"),
-        ({}, {"image": ("huge.png", b"0" * 200_000)}, 413, "over the size limit"),
+        ({}, {"image": ("huge.png", b"0" * 200_000)}, 413, "Content Too Large"),
         ({}, None, 422, "exactly one of image, vector or item_id"),
         ({"item_id": "999"}, None, 404, "no item 999"),
         ({"vector": "[0,0,0,0,0,0,0,1]", "k": "0"}, None, 422, "greater than or equal to 1"),
@@ -186,3 +186,130 @@ def test_the_app_refuses_bad_settings(index_dir: Path, tmp_path: Path) -> None:
         create_app(index_dir, model_path=make_model(tmp_path / "other", seed=3))
     with pytest.raises(FileNotFoundError, match="does not exist"):
         create_app(tmp_path / "missing")
+
+
+def test_a_chunked_oversize_body_is_refused_as_it_arrives(client: TestClient) -> None:
+    import asyncio
+
+    pulled, sent = [], []
+
+    head = b'--x\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n\r\n'
+
+    async def receive() -> dict:  # an endless chunked upload with no Content-Length
+        pulled.append(10_000)
+        body = head + b"0" * 10_000 if len(pulled) == 1 else b"0" * 10_000
+        return {"type": "http.request", "body": body, "more_body": True}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": "/search", "raw_path": b"/search", "query_string": b"",
+        "root_path": "", "client": ("test", 1), "server": ("test", 80),
+        "headers": [(b"content-type", b"multipart/form-data; boundary=x"),
+                    (b"transfer-encoding", b"chunked")],
+    }  # fmt: skip
+    asyncio.run(asyncio.wait_for(client.app(scope, receive, send), 30))  # type: ignore[arg-type]
+    assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 413
+    assert sum(pulled) < 200_000  # it stopped reading at the limit (20 kB + 64 kB)
+
+
+@pytest.mark.parametrize("method", ["get", "thumbnail", "delete", "search"])
+def test_ids_past_int64_get_a_4xx_not_a_traceback(client: TestClient, method: str) -> None:
+    big = "99999999999999999999999"
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    reply = {
+        "get": lambda: client.get(f"/items/{big}"),
+        "thumbnail": lambda: client.get(f"/items/{big}/thumbnail"),
+        "delete": lambda: client.delete(f"/items/{big}", headers=auth),
+        "search": lambda: client.post("/search", data={"item_id": big}),
+    }[method]()
+    assert reply.status_code == 422, reply.text
+
+
+def test_deeply_nested_json_gets_a_4xx(client: TestClient, image_dir: Path) -> None:
+    deep = "[" * 20_000  # under the size limit, past json's recursion limit
+    assert client.post("/search", data={"vector": deep}).status_code == 422
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    image = files_of(image_dir)[0].read_bytes()
+    reply = client.post("/items", files={"image": image}, data={"attributes": deep}, headers=auth)
+    assert reply.status_code == 422 and "JSON object" in reply.text
+    reply = client.post("/search", content=deep, headers={"content-type": "application/json"})
+    assert reply.status_code == 422
+
+
+def test_a_source_given_over_http_is_a_label_never_opened(
+    client: TestClient, image_dir: Path, tmp_path: Path
+) -> None:
+    secret = tmp_path / "outside" / "secret.png"
+    secret.parent.mkdir()
+    secret.write_bytes(files_of(image_dir)[0].read_bytes())
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    added = client.post(
+        "/items", files={"image": secret.read_bytes()}, data={"source": str(secret)}, headers=auth
+    ).json()
+    assert added["source"] is None and added["attributes"] == {"source": str(secret)}
+    assert client.get(f"/items/{added['id']}/thumbnail").status_code == 404
+    assert client.post("/search", data={"item_id": str(added["id"])}).status_code == 404
+
+
+def test_files_outside_the_recorded_roots_are_not_served(index_dir: Path, tmp_path: Path) -> None:
+    index = Index.load(index_dir, writable=True)
+    outside = tmp_path / "elsewhere.png"
+    Image.new("L", (8, 8)).save(outside)
+    (new,) = index.add(np.ones((1, 8)), sources=[str(outside)], fingerprint=index.fingerprint)
+    client = TestClient(create_app(index_dir))
+    assert client.get(f"/items/{int(new)}/thumbnail").status_code == 404
+    assert client.get("/items/3/thumbnail").status_code == 200  # indexed under its root
+
+
+def test_a_decompression_bomb_source_gets_a_4xx(index_dir: Path, image_dir: Path) -> None:
+    bomb = image_dir / "cat" / "bomb.png"
+    bomb.parent.mkdir(exist_ok=True)
+    Image.new("1", (20_000, 20_000)).save(bomb)  # tens of kB on disk, 400 megapixels
+    index = Index.load(index_dir, writable=True)
+    (new,) = index.add(np.ones((1, 8)), sources=[str(bomb)], fingerprint=index.fingerprint)
+    client = TestClient(create_app(index_dir))
+    reply = client.get(f"/items/{int(new)}/thumbnail")
+    assert reply.status_code == 422 and "cannot be read" in reply.text
+    assert client.post("/search", data={"item_id": str(int(new))}).status_code == 422
+
+
+def test_json_vector_search_equals_the_form(client: TestClient) -> None:
+    vector = [0.0] * 7 + [1.0]
+    form = client.post("/search", data={"vector": json.dumps(vector), "k": "3"}).json()
+    body = client.post("/search", json={"vector": vector, "k": 3}).json()
+    assert body == form
+    bad = client.post("/search", json={"vectr": vector})
+    assert bad.status_code == 422 and '{"vector": [...]' in bad.json()["detail"]
+
+
+def test_images_are_decoded_off_the_event_loop_and_a_full_queue_gets_503(
+    client: TestClient, image_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from deepmetric.serve import service as service_module
+
+    service = client.app.state.service  # type: ignore[attr-defined]
+    threads: list[str] = []
+    decode = service.encoder.decode
+    monkeypatch.setattr(
+        service.encoder, "decode",
+        lambda *a, **k: threads.append(threading.current_thread().name) or decode(*a, **k),
+    )  # fmt: skip
+    image = files_of(image_dir)[0].read_bytes()
+    assert client.post("/search", files={"image": image}).status_code == 200
+    assert threads and threads[0].startswith("deepmetric-embed")
+    service.waiting = service_module.QUEUE
+    reply = client.post("/search", files={"image": image})
+    assert reply.status_code == 503 and "busy" in reply.text
+    service.waiting = 0
+
+
+def test_uploads_over_the_pixel_limit_are_refused_before_decoding(client: TestClient) -> None:
+    out = io.BytesIO()
+    Image.new("1", (5000, 5000)).save(out, format="PNG")  # 25 MP in 3 kB
+    reply = client.post("/search", files={"image": out.getvalue()})
+    assert reply.status_code == 400 and "at most 16000000" in reply.text

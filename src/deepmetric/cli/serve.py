@@ -30,7 +30,7 @@ def serve(
     ] = 10.0,
     threads: Annotated[int, typer.Option(min=1, help="torch/faiss threads per worker.")] = 1,
 ) -> None:
-    """Serve search, verify and item routes (docs at /docs) and a search page at /."""
+    """Serve search, verify and item routes (schema at /openapi.json) and a search page at /."""
     from ..serve import serve as run
 
     with readable_errors():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from os import PathLike
 from pathlib import Path
@@ -95,12 +96,14 @@ def build_index(
     dataset = build_dataset(dataset_spec(data, encoder))
     if len(dataset) == 0:
         raise ValueError(f"the dataset {data!r} has no readable items")
+    folders = [str(Path(p).resolve().parent) for p in dataset.paths or []]
     index = Index(
         encoder.dim,
         metric=metric,
         factory=factory,
         fingerprint=encoder.fingerprint,
         model_path=str(Path(model_path).resolve()),
+        roots=[os.path.commonpath(folders)] if folders else [],
     )
     _, vectors = index_dataset(index, encoder, dataset)
     if far is not None:

@@ -54,18 +54,19 @@ class Encoder:
         self.mean = torch.tensor(prep.get("mean", [0.0] * self.channels)).view(1, -1, 1, 1)
         self.std = torch.tensor(prep.get("std", [1.0] * self.channels)).view(1, -1, 1, 1)
 
-    def decode(self, data: bytes) -> Tensor:
+    def decode(self, data: bytes, max_pixels: int = MAX_PIXELS) -> Tensor:
         """An uploaded file's bytes as a ``(channels, height, width)`` float tensor in [0, 1].
 
         Raises:
-            ValueError: the bytes are not a decodable image, or it has over 64 megapixels.
+            ValueError: the bytes are not a decodable image, or it has over ``max_pixels``
+                pixels (64 megapixels by default; checked from the header, before decoding).
         """
         try:
             with Image.open(io.BytesIO(data)) as img:
-                if img.width * img.height > MAX_PIXELS:
+                if img.width * img.height > max_pixels:
                     raise ValueError(
                         f"the image has {img.width}x{img.height} pixels; at most "
-                        f"{MAX_PIXELS} are accepted"
+                        f"{max_pixels} are accepted"
                     )
                 img.load()
                 converted = img.convert("L" if self.channels == 1 else "RGB")

@@ -32,23 +32,18 @@ from .storage import (
 from .validation import ModelMismatchError, as_matrix, item_ids, metadata_rows
 from .vectors import FloatMatrix, IdArray, IndexMetric, VectorStore, prepare
 
-_SETTINGS = ("dim", "metric", "factory", "search_params", "fingerprint", "model_path")
+_SETTINGS = ("dim", "metric", "factory", "search_params", "fingerprint", "model_path", "roots")
 
 
 class Index:
     """A searchable, persistent set of item vectors with metadata (id, label, source, JSON).
 
-    Vectors live in a faiss index (``factory``: ``"auto"`` picks ``Flat``, IVF-Flat or IVF-PQ
-    by size at the first add, see :func:`auto_factory`; or a factory string such as
-    ``"HNSW32"`` or ``"IVF1024,PQ32"``); metadata in SQLite. ``cosine`` ranks by cosine
-    similarity (higher is closer), ``euclidean`` by L2 distance (lower is closer). Items can be
-    added, updated and removed at any time; HNSW graphs cannot delete, so removed vectors stay
-    as tombstones, filtered out of results and dropped by a rebuild once they pass a quarter
-    of the graph (see :mod:`deepmetric.index.vectors`).
-
-    An index built from a model records the model's fingerprint
-    (:func:`deepmetric.models.model_fingerprint`); passing ``fingerprint=`` to add, update or
-    search refuses vectors from another model with :class:`ModelMismatchError`.
+    Vectors live in faiss (``factory="auto"`` picks by size at the first add, see
+    :func:`auto_factory`), metadata in SQLite. ``cosine`` ranks by cosine similarity (higher is
+    closer), ``euclidean`` by L2 distance. Items can be added, updated and removed at any time
+    (HNSW keeps removed vectors as tombstones, see :mod:`deepmetric.index.vectors`). An index
+    built from a model records its fingerprint; ``fingerprint=`` on add, update or search
+    refuses vectors from another model with :class:`ModelMismatchError`.
 
     Args:
         dim: vector width.
@@ -57,6 +52,9 @@ class Index:
         search_params: faiss search settings, e.g. ``"nprobe=64"`` or ``"efSearch=256"``.
         fingerprint: the fingerprint of the model that makes the vectors, or None.
         model_path: where that model directory lives (used by the CLI and the server).
+        roots: the folders whose files the server may open (thumbnails, searching from an
+            item); ``deepmetric index build`` records the folder it indexed. An item's
+            ``source`` elsewhere is only a label to the server.
 
     Example:
         >>> index = Index(2, metric="euclidean")
@@ -76,6 +74,7 @@ class Index:
         search_params: str = "",
         fingerprint: str | None = None,
         model_path: str | None = None,
+        roots: Sequence[str] = (),
     ) -> None:
         if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
             raise ValueError(f"dim must be an integer >= 1; got {dim!r}")
@@ -86,6 +85,7 @@ class Index:
         self._vectors = VectorStore(dim, metric, factory, search_params)
         self._store = ItemStore(":memory:")
         self.fingerprint, self.model_path = fingerprint, model_path
+        self.roots = [str(Path(root).resolve()) for root in roots]
         self.threshold: float | None = None
         self.far: float | None = None
         self.path: Path | None = None
@@ -381,6 +381,7 @@ class Index:
         for attempt in range(5):
             meta, slot_ids = self._store.snapshot()
             self.fingerprint, self.model_path = meta["fingerprint"], meta["model_path"]
+            self.roots = list(meta.get("roots") or [])  # none recorded: no file is served
             self.threshold, self.far = meta["threshold"], meta["far"]
             self._vectors.factory = meta["factory"]
             self._vectors.search_params = meta["search_params"]

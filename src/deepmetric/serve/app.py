@@ -2,19 +2,19 @@
 
 Routes: ``POST /search`` (an image upload, a vector, or a stored item's id), ``POST /verify``
 (two images), ``GET /items/{id}`` and ``GET /items/{id}/thumbnail``, ``POST /items`` and
-``DELETE /items/{id}`` (only with writes enabled, and a bearer token), ``GET /health``; OpenAPI
-docs at ``/docs``. Uploads are limited in size (413) and must decode as images (400); a vector
-of the wrong width is refused (422); writes are refused without the token (401) or when writes
-are disabled (403), before anything changes.
+``DELETE /items/{id}`` (only with writes enabled, and a bearer token), ``GET /health``; the
+OpenAPI schema at ``/openapi.json`` (no docs page: it would load its assets from a CDN). Every
+request body is limited in size as it arrives, chunked or not (413); uploads must decode as
+images of at most 16 megapixels (400); a vector of the wrong width is refused (422); writes are
+refused without the token (401) or when writes are disabled (403), before anything changes;
+when the embedding workers are saturated a request gets 503. Every bad input gets a 4xx.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
 from .routes import router
 from .service import MAX_UPLOAD_BYTES, Service
@@ -47,15 +47,10 @@ def create_app(
         token=token,
         max_upload_bytes=max_upload_bytes,
     )
-    app = FastAPI(title="deepmetric search", version="1", description=__doc__)
+    app = FastAPI(
+        title="deepmetric search", version="1", description=__doc__, docs_url=None,
+        redoc_url=None, max_body_size=service.max_upload_bytes + 64 * 1024,
+    )  # fmt: skip
     app.state.service = service
-
-    @app.middleware("http")
-    async def limit_size(request: Request, call_next: Any) -> Any:
-        length = request.headers.get("content-length", "")
-        if length.isdigit() and int(length) > service.max_upload_bytes + 64 * 1024:
-            return JSONResponse({"detail": "the request body is over the size limit"}, 413)
-        return await call_next(request)
-
     app.include_router(router)
     return app

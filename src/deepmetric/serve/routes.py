@@ -5,15 +5,15 @@ from __future__ import annotations
 import io
 import json
 from importlib import resources
-from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, Depends, File, Form, Header, HTTPException, Request, UploadFile
+from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, Response
 from PIL import Image
 
-from .service import THUMBNAIL_PIXELS, Service, parse_vector
+from .service import THUMBNAIL_PIXELS, UPLOAD_PIXELS, Service, parse_attributes, parse_vector
 
 
 def _service(request: Request) -> Service:
@@ -22,6 +22,8 @@ def _service(request: Request) -> Service:
 
 
 Served = Annotated[Service, Depends(_service)]
+ItemId = Annotated[int, PathParam(ge=0, le=2**63 - 1, description="an item id")]
+FormId = Annotated[int | None, Form(ge=0, le=2**63 - 1, description="or a stored item's id")]
 router = APIRouter()
 
 
@@ -49,13 +51,20 @@ def health(service: Served) -> dict[str, Any]:
 @router.post("/search")
 async def search(
     service: Served,
+    request: Request,
     image: Annotated[UploadFile | None, File(description="an image to search with")] = None,
     vector: Annotated[str | None, Form(description="or a JSON list of dim numbers")] = None,
-    item_id: Annotated[int | None, Form(description="or a stored item's id")] = None,
+    item_id: FormId = None,
     k: Annotated[int, Form(ge=1, le=1000)] = 10,
     label: Annotated[str | None, Form(description="only items with this label")] = None,
 ) -> dict[str, Any]:
-    """The k nearest items of one query, with scores, labels and match decisions."""
+    """The k nearest items of one query, with scores, labels and match decisions.
+
+    A multipart form (``image``, ``vector`` or ``item_id``, with ``k`` and ``label``), or a
+    JSON body ``{"vector": [...], "k": 10, "label": null}``.
+    """
+    if request.headers.get("content-type", "").startswith("application/json"):
+        return _json_search(service, await request.body())
     if sum(x is not None for x in (image, vector, item_id)) != 1:
         raise HTTPException(422, "give exactly one of image, vector or item_id")
     if image is not None:
@@ -63,8 +72,27 @@ async def search(
     elif vector is not None:
         query = parse_vector(vector, service.index.dim)
     else:
-        query = _item_vector(service, int(item_id or 0))
+        query = await _item_vector(service, int(item_id or 0))
     return service.results(query, k, label)
+
+
+def _json_search(service: Service, body: bytes) -> dict[str, Any]:
+    try:
+        query = json.loads(body)
+    except (ValueError, RecursionError):
+        query = None
+    if (
+        not isinstance(query, dict)
+        or "vector" not in query
+        or set(query) - {"vector", "k", "label"}
+    ):
+        raise HTTPException(422, 'a JSON search is {"vector": [...], "k": 10, "label": null}')
+    k, label = query.get("k", 10), query.get("label")
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 1000:
+        raise HTTPException(422, f"k must be an integer in [1, 1000]; got {k!r}")
+    if label is not None and not isinstance(label, str):
+        raise HTTPException(422, f"label must be a string or null; got {label!r}")
+    return service.results(parse_vector(query["vector"], service.index.dim), k, label)
 
 
 @router.post("/verify")
@@ -88,18 +116,22 @@ async def verify(
     }
 
 
-def _item_vector(service: Service, item_id: int) -> np.ndarray:
-    item = service.index.items([item_id])[0]
-    if item is None:
-        raise HTTPException(404, f"no item {item_id}")
-    if item.source is None or not Path(item.source).is_file():
-        raise HTTPException(422, f"item {item_id} has no local source image to search from")
-    with service.encode_lock:
-        return service.encoder.encode_files([item.source])
+async def _item_vector(service: Service, item_id: int) -> np.ndarray:
+    path = service.local_file(item_id)
+
+    def embed() -> np.ndarray:
+        try:
+            image = service.encoder.decode(path.read_bytes(), max_pixels=UPLOAD_PIXELS)
+        except (OSError, ValueError):
+            raise HTTPException(422, f"the image of item {item_id} cannot be read") from None
+        with service.encode_lock:
+            return service.encoder.encode(image[None])
+
+    return await service.off_loop(embed)
 
 
 @router.get("/items/{item_id}")
-def get_item(service: Served, item_id: int) -> dict[str, Any]:
+def get_item(service: Served, item_id: ItemId) -> dict[str, Any]:
     """An item's metadata and the address of its thumbnail."""
     item = service.index.items([item_id])[0]
     if item is None:
@@ -108,19 +140,24 @@ def get_item(service: Served, item_id: int) -> dict[str, Any]:
 
 
 @router.get("/items/{item_id}/thumbnail", responses={200: {"content": {"image/png": {}}}})
-def thumbnail(service: Served, item_id: int) -> Response:
-    """A PNG thumbnail of the item's source image (404 when it has no local file)."""
-    item = service.index.items([item_id])[0]
-    if item is None or item.source is None or not Path(item.source).is_file():
-        raise HTTPException(404, f"item {item_id} has no local image")
-    try:
-        with Image.open(item.source) as img:
-            img.thumbnail((THUMBNAIL_PIXELS, THUMBNAIL_PIXELS))
-            out = io.BytesIO()
-            img.convert("RGB").save(out, format="PNG")
-    except OSError:
-        raise HTTPException(404, f"the image of item {item_id} cannot be read") from None
-    return Response(out.getvalue(), media_type="image/png")
+async def thumbnail(service: Served, item_id: ItemId) -> Response:
+    """A PNG thumbnail of the item's source image (404 when the server serves no file for it,
+    422 when the file is not an image it will decode)."""
+    path = service.local_file(item_id)
+
+    def draw() -> bytes:
+        try:
+            with Image.open(path) as img:
+                if img.width * img.height > UPLOAD_PIXELS:
+                    raise ValueError("too many pixels")
+                img.thumbnail((THUMBNAIL_PIXELS, THUMBNAIL_PIXELS))
+                out = io.BytesIO()
+                img.convert("RGB").save(out, format="PNG")
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+            raise HTTPException(422, f"the image of item {item_id} cannot be read") from None
+        return out.getvalue()
+
+    return Response(await service.off_loop(draw), media_type="image/png")
 
 
 @router.post("/items", status_code=201)
@@ -132,21 +169,15 @@ async def add_item(
     attributes: Annotated[str, Form(description="a JSON object")] = "{}",
     authorization: Annotated[str | None, Header()] = None,
 ) -> dict[str, Any]:
-    """Embed an image and add it as a new item (writes enabled, bearer token)."""
+    """Embed an image and add it as a new item (writes enabled, bearer token). ``source`` is
+    kept as the ``source`` attribute, a label: the server never opens it."""
     service.authorise(authorization)
-    try:
-        extra = json.loads(attributes)
-    except ValueError:
-        raise HTTPException(422, "attributes must be a JSON object") from None
-    if not isinstance(extra, dict):
-        raise HTTPException(422, "attributes must be a JSON object")
+    extra = parse_attributes(attributes)
+    if source is not None:
+        extra["source"] = source
     vector = await service.read_image(image, "image")
     ids = service.index.add(
-        vector,
-        labels=[label],
-        sources=[source],
-        attributes=[extra],
-        fingerprint=service.encoder.fingerprint,
+        vector, labels=[label], attributes=[extra], fingerprint=service.encoder.fingerprint
     )
     item = service.index.items(ids)[0]
     return {} if item is None else item.to_dict()
@@ -154,7 +185,7 @@ async def add_item(
 
 @router.delete("/items/{item_id}")
 def delete_item(
-    service: Served, item_id: int, authorization: Annotated[str | None, Header()] = None
+    service: Served, item_id: ItemId, authorization: Annotated[str | None, Header()] = None
 ) -> dict[str, Any]:
     """Remove an item (writes enabled, bearer token)."""
     service.authorise(authorization)

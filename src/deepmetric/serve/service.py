@@ -1,12 +1,21 @@
-"""The state every request shares: the index, the query encoder, and the request checks."""
+"""The state every request shares: the index, the query encoder, and the request checks.
+
+Decoding and embedding run on a small pool of worker threads, never on the event loop, so a
+large upload cannot stall ``/health`` or other requests; at most ``QUEUE`` of them wait at
+once, and past that a request gets 503 at once. The server opens a file only for an item
+that the command line indexed under one of the index's recorded ``roots``.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from fastapi import HTTPException, UploadFile
@@ -14,7 +23,11 @@ from fastapi import HTTPException, UploadFile
 from ..index import Encoder, Index, ModelMismatchError
 
 MAX_UPLOAD_BYTES = 10 * 2**20
+UPLOAD_PIXELS = 16_000_000  # 4000 x 4000: a decoded RGB upload stays under 50 MB
 THUMBNAIL_PIXELS = 160
+WORKERS = 2
+QUEUE = 8
+T = TypeVar("T")
 
 
 class Service:
@@ -44,18 +57,46 @@ class Service:
             )
         self.writes, self.token, self.max_upload_bytes = writes, token, max_upload_bytes
         self.encode_lock = threading.Lock()
+        self.pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="deepmetric-embed")
+        self.waiting = 0  # jobs submitted and not finished (touched on the event loop only)
+
+    async def off_loop(self, job: Callable[[], T]) -> T:
+        """``job()`` on the worker pool; 503 when ``QUEUE`` jobs are already waiting."""
+        if self.waiting >= QUEUE:
+            raise HTTPException(503, "the server is busy embedding other images; retry shortly")
+        self.waiting += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self.pool, job)
+        finally:
+            self.waiting -= 1
 
     async def read_image(self, upload: UploadFile, name: str) -> np.ndarray:
-        """Read, size-check and embed one upload: ``(1, dim)`` vector, or 413 / 400."""
+        """Read, size-check and embed one upload: ``(1, dim)`` vector, or 413 / 400 / 503."""
         data = await upload.read(self.max_upload_bytes + 1)
         if len(data) > self.max_upload_bytes:
             raise HTTPException(413, f"{name} is over the {self.max_upload_bytes}-byte limit")
-        try:
-            image = self.encoder.decode(data)
-        except ValueError as err:
-            raise HTTPException(400, f"{name}: {err}") from None
-        with self.encode_lock:
-            return self.encoder.encode(image[None])
+
+        def decode_and_embed() -> np.ndarray:
+            try:
+                image = self.encoder.decode(data, max_pixels=UPLOAD_PIXELS)
+            except ValueError as err:
+                raise HTTPException(400, f"{name}: {err}") from None
+            with self.encode_lock:
+                return self.encoder.encode(image[None])
+
+        return await self.off_loop(decode_and_embed)
+
+    def local_file(self, item_id: int) -> Path:
+        """The source image of an item that the command line indexed under one of the index's
+        ``roots``; 404 for anything else (a source given over HTTP is only a label)."""
+        item = self.index.items([item_id])[0]
+        if item is None:
+            raise HTTPException(404, f"no item {item_id}")
+        path = None if item.source is None else Path(item.source).resolve()
+        inside = path is not None and any(path.is_relative_to(r) for r in self.index.roots)
+        if path is None or not inside or not path.is_file():
+            raise HTTPException(404, f"item {item_id} has no image file that this server serves")
+        return path
 
     def authorise(self, authorization: str | None) -> None:
         """403 when writes are disabled, 401 without the right bearer token."""
@@ -97,13 +138,25 @@ class Service:
         return [bool(m) for m in self.index.is_match(scores)]
 
 
-def parse_vector(text: str, dim: int) -> np.ndarray:
-    """A JSON list of ``dim`` numbers as a ``(1, dim)`` array; 422 otherwise."""
+def parse_vector(text: str | list[Any], dim: int) -> np.ndarray:
+    """A JSON list of ``dim`` numbers (text, or already parsed) as a ``(1, dim)`` array; 422
+    otherwise."""
     try:
-        values = json.loads(text)
+        values = json.loads(text) if isinstance(text, str) else text
         vector = np.asarray(values, dtype=np.float32).reshape(1, -1)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):
         raise HTTPException(422, "vector must be a JSON list of numbers") from None
     if vector.shape[1] != dim:
         raise HTTPException(422, f"index dim is {dim}, query dim is {vector.shape[1]}")
     return vector
+
+
+def parse_attributes(text: str) -> dict[str, Any]:
+    """A JSON object of item attributes; 422 otherwise (nesting too deep included)."""
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        value = None
+    if not isinstance(value, dict):
+        raise HTTPException(422, "attributes must be a JSON object")
+    return value
