@@ -11,6 +11,13 @@ so that writes meet concurrent reads. Reports requests, throughput, latency perc
 errors (any non-2xx reply or transport error), and checks the item count afterwards.
 A search that races a delete may return 9 results (the deleted item is left out); those
 replies are counted apart from errors.
+
+Then the hostile cases, as an attacker would send them: a chunked upload with no
+Content-Length that never ends (the reply must be 413 after little more than the limit), and
+8 concurrent uploads of large images (8000x8000 greyscale PNGs of 62 kB, refused from the
+header, then 4000x4000 ones at the 16-megapixel limit, which are decoded) while ``/health`` is
+polled every 20 ms: its p99 must stay under 100 ms. The server's memory (all its processes'
+resident set) is sampled throughout.
 """
 
 from __future__ import annotations
@@ -133,6 +140,111 @@ async def load(url: str, images: list[bytes], args: argparse.Namespace) -> dict:
     return out
 
 
+def server_rss_mb(pid: int) -> float:
+    """Resident memory of ``pid`` and its descendants, from /proc (Linux), in MB."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        todo += children.get(current, [])
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+        except OSError:
+            continue
+        total += sum(
+            int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS")
+        )
+    return total / 1024
+
+
+def big_png(side: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("L", (side, side), 128).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def chunked_oversize(port: int) -> tuple[str, float]:
+    """Send an endless chunked upload on a raw socket; the server's status line and the MB
+    sent when it arrived (a client library would first send the whole body)."""
+    import select
+
+    head = (
+        b"POST /search HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n"
+        b"Content-Type: multipart/form-data; boundary=x\r\n\r\n"
+    )
+    part = b'--x\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n\r\n'
+    chunk = b"0" * 2**16
+    sent = 0
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(head + f"{len(part):x}\r\n".encode() + part + b"\r\n")
+        while sent < 200 * 2**20:
+            if select.select([sock], [], [], 0)[0]:
+                return sock.recv(200).split(b"\r\n")[0].decode(), sent / 2**20
+            try:
+                sock.sendall(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+            except OSError:  # the server closed the connection after answering
+                break
+            sent += len(chunk)
+        reply = sock.recv(200).split(b"\r\n")[0].decode() if sent else ""
+    return reply or "no reply", sent / 2**20
+
+
+async def uploads_while_polled(url: str, image: bytes, pid: int) -> dict:
+    """8 clients uploading ``image`` back to back for 5 s while /health is polled every 20 ms."""
+    health: list[float] = []
+    statuses: list[int] = []
+    memory: list[float] = []
+    done = asyncio.Event()
+
+    async def poll() -> None:
+        async with httpx.AsyncClient(timeout=30) as client:
+            await client.get(url + "/health")  # connect first: the timings are the server's
+            while not done.is_set():
+                start = time.perf_counter()
+                await client.get(url + "/health")
+                health.append(time.perf_counter() - start)
+                memory.append(server_rss_mb(pid))
+                await asyncio.sleep(0.02)
+
+    async def upload() -> None:
+        async with httpx.AsyncClient(timeout=120) as client:
+            stop = time.monotonic() + 5
+            while time.monotonic() < stop:  # for 5 s at least
+                reply = await client.post(url + "/search", files={"image": image})
+                statuses.append(reply.status_code)
+
+    poller = asyncio.create_task(poll())
+    await asyncio.gather(*(upload() for _ in range(8)))
+    done.set()
+    await poller
+    ms = np.array(health) * 1000
+    return {
+        "statuses": {s: statuses.count(s) for s in sorted(set(statuses))},
+        "health_p50": float(np.percentile(ms, 50)), "health_p99": float(np.percentile(ms, 99)),
+        "health_max": float(ms.max()), "polls": len(ms), "rss_max": max(memory),
+    }  # fmt: skip
+
+
+def report_hostile(url: str, pid: int, port: int) -> None:
+    status, mb = chunked_oversize(port)
+    print(f"chunked      endless upload, no Content-Length: {status} after {mb:.1f} MB sent")
+    for side in (8000, 4000):
+        image = big_png(side)
+        found = asyncio.run(uploads_while_polled(url, image, pid))
+        print(
+            f"8 clients uploading {side}x{side} PNGs ({len(image) / 1024:.0f} kB) for 5 s: "
+            f"replies {found['statuses']}; /health p50 {found['health_p50']:.1f} ms, "
+            f"p99 {found['health_p99']:.1f} ms, max {found['health_max']:.1f} ms over "
+            f"{found['polls']} polls; server RSS max {found['rss_max']:.0f} MB"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=32)
@@ -154,8 +266,11 @@ def main() -> None:
     server = start_server(index, port, args.workers)
     try:
         before = asyncio.run(wait_ready(url))
+        idle_mb = server_rss_mb(server.pid)
         result = asyncio.run(load(url, images, args))
         after = asyncio.run(wait_ready(url))
+        print(f"server RSS   {idle_mb:.0f} MB idle, {server_rss_mb(server.pid):.0f} MB after load")
+        report_hostile(url, server.pid, port)
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -25,7 +25,7 @@ from ..index import Encoder, Index, ModelMismatchError
 MAX_UPLOAD_BYTES = 10 * 2**20
 UPLOAD_PIXELS = 16_000_000  # 4000 x 4000: a decoded RGB upload stays under 50 MB
 THUMBNAIL_PIXELS = 160
-WORKERS = 2
+WORKERS = 1
 QUEUE = 8
 T = TypeVar("T")
 
