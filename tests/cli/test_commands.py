@@ -64,16 +64,54 @@ def test_train_bad_config_is_one_line(tmp_path: Path) -> None:
     one_line_error(runner.invoke(app, ["train", str(tmp_path / "no.yaml")]), "not found")
 
 
-def test_interrupted_training_prints_the_resume_command(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_interrupted_training_prints_the_resume_command(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     import deepmetric.runs
 
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
     monkeypatch.setattr(deepmetric.runs, "run_training", interrupted)
-    result = runner.invoke(app, ["train", DIGITS, "--set", "epochs=2"])
+    out = tmp_path / "run"
+    args = ["train", DIGITS, "--set", "epochs=2", "--set", f"output.dir={out}"]
+    result = runner.invoke(app, args)  # before the first checkpoint: no folder to point at
+    assert (
+        result.exit_code == 130
+        and "before the first checkpoint: nothing to resume" in (result.output)
+        and "resume with" not in result.output
+    )
+    (out / "checkpoints").mkdir(parents=True)
+    (out / "checkpoints" / "step-00000010.pt").write_bytes(b"x")
+    result = runner.invoke(app, args)
     assert result.exit_code == 130
-    assert f"resume with: deepmetric train {DIGITS} --set=epochs=2 --resume" in result.output
+    assert (
+        f"resume with: deepmetric train {DIGITS} --set=epochs=2 --set=output.dir={out} --resume"
+        in result.output
+    )
+
+
+def test_a_run_folder_is_deepmetrics_own(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "config.yaml").write_text("mine")
+    base = ["train", DIGITS, "--set", "epochs=1", "--set", "output.report=false"]
+    result = runner.invoke(app, [*base, "--set", f"output.dir={data}"])
+    one_line_error(result, "is not empty and was not made by deepmetric")
+    assert [p.name for p in data.iterdir()] == ["config.yaml"]
+    assert (data / "config.yaml").read_text() == "mine"  # untouched, also with --overwrite
+    one_line_error(
+        runner.invoke(app, [*base, "--set", f"output.dir={data}", "--overwrite"]), "not made by"
+    )
+    run = [*base, "--set", f"output.dir={tmp_path / 'run'}"]
+    assert runner.invoke(app, run).exit_code == 0
+    log = (tmp_path / "run" / "metrics.jsonl").read_text()
+    one_line_error(runner.invoke(app, run), "holds a run; pass --resume to continue it")
+    assert (tmp_path / "run" / "metrics.jsonl").read_text() == log
+    assert runner.invoke(app, [*run, "--overwrite"]).exit_code == 0
+    again = (tmp_path / "run" / "metrics.jsonl").read_text()
+    assert log.count('"epoch"') > 0 and again.count('"epoch"') == log.count('"epoch"')  # one run
+    one_line_error(runner.invoke(app, [*run, "--overwrite", "--resume"]), "pick one")
 
 
 @pytest.mark.parametrize("protocol", ["retrieval", "clustering", "fewshot", "verification"])

@@ -16,6 +16,9 @@ def train(
     config: Path = typer.Argument(..., help="A YAML run config (see configs/)."),  # noqa: B008
     overrides: list[str] = typer.Option([], "--set", help="Override a key: key.path=value."),  # noqa: B008
     resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Start the run in output.dir again, deleting the old one."
+    ),
     print_config: bool = typer.Option(
         False, "--print-config", help="Print the resolved config and exit."
     ),
@@ -34,12 +37,14 @@ def train(
         cfg = guarded(lambda: load_config(config, [*overrides, f"runtime.threads={count}"]))
     typer.echo(f"training {config} -> {cfg.output.dir}", err=True)
     try:
-        outcome = guarded(lambda: run_training(cfg, resume=resume))
+        outcome = guarded(lambda: run_training(cfg, resume=resume, overwrite=overwrite))
     except KeyboardInterrupt:
+        checkpoints = Path(cfg.output.dir) / "checkpoints"
+        if not checkpoints.is_dir() or not any(checkpoints.iterdir()):
+            typer.echo("\ninterrupted before the first checkpoint: nothing to resume", err=True)
+            raise typer.Exit(130) from None
         again = ["deepmetric", "train", str(config), *[f"--set={o}" for o in overrides]]
-        typer.echo(
-            f"\ninterrupted: the last checkpoint is in {cfg.output.dir}/checkpoints", err=True
-        )
+        typer.echo(f"\ninterrupted: the last checkpoint is in {checkpoints}", err=True)
         typer.echo(f"resume with: {shlex.join([*again, '--resume'])}", err=True)
         raise typer.Exit(130) from None
     for name, value in outcome.metrics.items():

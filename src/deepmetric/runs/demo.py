@@ -84,7 +84,7 @@ def run_demo(config: RunConfig, *, echo: Callable[[str], None] | None = None) ->
     """Train and score ``config`` (see :func:`demo_config`); ``echo`` receives progress."""
     start = time.perf_counter()
     callbacks = [] if echo is None else [ProgressLine(config.epochs, echo)]
-    outcome = run_training(config, callbacks=callbacks)
+    outcome = run_training(config, overwrite=True, callbacks=callbacks)  # its own folder
     table = {
         ROWS[0]: outcome.baselines["raw inputs"],
         ROWS[1]: outcome.baselines["untrained network"],

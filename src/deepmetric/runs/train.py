@@ -42,6 +42,7 @@ from ..data import (
 from ..models import Embedder, check_preprocessing, load_pretrained
 from ..models.embed import embed
 from ..training import Callback, TrainResult, read_jsonl, train
+from .folder import prepare_run_folder
 from .protocols import episodes_of, evaluate_embeddings
 from ..config.schema import ConfigError, RunConfig, save_config
 
@@ -281,11 +282,16 @@ def saved_eval_transform(
 
 
 def run_training(
-    config: RunConfig, *, resume: bool = False, callbacks: Sequence[Callback] = ()
-) -> RunOutcome:
-    """Train as ``config`` says, then evaluate on the test classes; see the module docstring."""
-    out_dir = Path(config.output.dir)
-    data = build_data(config)
+    config: RunConfig, *, resume: bool = False, overwrite: bool = False,
+    callbacks: Sequence[Callback] = (),
+) -> RunOutcome:  # fmt: skip
+    """Train as ``config`` says, then evaluate on the test classes; see the module docstring.
+
+    ``output.dir`` must be new, empty, or a run folder continued with ``resume`` or started
+    again with ``overwrite`` (:func:`~deepmetric.runs.folder.prepare_run_folder`).
+    """
+    data = build_data(config)  # bad data fails before the folder is touched
+    out_dir = prepare_run_folder(Path(config.output.dir), resume=resume, overwrite=overwrite)
     model = build_model(config)
     if len(data.train):
         model.preprocessing = image_preprocessing(config.augmentation, data.train[0][0])
