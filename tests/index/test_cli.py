@@ -218,3 +218,37 @@ def test_data_spec_is_yaml_or_json_with_clear_errors(model_dir: Path, image_dir:
             dataset_spec(text, encoder)
         code, out = run("index", "build", model_dir, "--data", text, "--out", "unused")
         assert code == 2 and message in out and out.count("\n") == 1, out
+
+
+def test_build_says_what_it_skipped_and_why_there_is_no_threshold(
+    tmp_path: Path, model_dir: Path, image_dir: Path
+) -> None:
+    import shutil
+
+    data = tmp_path / "photos"
+    shutil.copytree(image_dir, data)
+    for name in ("broken1.png", "broken2.png"):
+        (data / CLASSES[0] / name).write_bytes(b"not an image")
+    code, out = run("index", "build", model_dir, "--data", data, "--out", tmp_path / "idx",
+                    "--far", "0.000001")  # fmt: skip
+    assert code == 0, out
+    assert "warning: " in out and "skipped 2 of" in out and "broken1.png" in out
+    assert "match threshold: none (too few labelled pairs to calibrate at FAR 1e-06)" in out
+    code, out = run("index", "build", model_dir, "--data", image_dir, "--out",
+                    tmp_path / "idx0", "--far", "0")  # fmt: skip
+    assert code == 0 and "match threshold: none (--far 0)" in out
+
+
+def test_a_non_utf8_file_name_is_named_in_one_line(
+    tmp_path: Path, model_dir: Path, image_dir: Path
+) -> None:
+    import os
+    import shutil
+
+    data = tmp_path / "photos"
+    shutil.copytree(image_dir, data)
+    first = sorted((data / CLASSES[0]).iterdir())[0]
+    os.rename(bytes(first), bytes(first.parent) + b"/caf\xe9.png")  # Latin-1, not UTF-8
+    code, out = run("index", "build", model_dir, "--data", data, "--out", tmp_path / "idx")
+    assert code == 2 and out.count("error: ") == 1 and "Traceback" not in out
+    assert "is not valid UTF-8 text" in out and "caf" in out and "rename the file" in out

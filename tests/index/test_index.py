@@ -173,3 +173,28 @@ def test_metadata_may_come_as_numpy_arrays() -> None:
     index.add(vectors, labels=np.arange(20) % 2, sources=np.array([f"{i}.png" for i in range(20)]))
     _, found = index.search(vectors[:1], 3, label="1")
     assert all(int(i) % 2 == 1 for i in found[0])
+
+
+def test_a_failed_add_leaves_no_phantom_vector_in_memory() -> None:
+    index = Index(2, metric="euclidean")
+    index.add(np.eye(2)[:1], labels=["a"])
+    with pytest.raises(ValueError, match=r"labels\[0\] is not valid UTF-8 text"):
+        index.add(np.array([[0.0, 1.0]]), labels=["photo-\udcff.png"])  # a non-UTF-8 file name
+    assert len(index) == 1
+    new = index.add(np.array([[5.0, 5.0]]), labels=["b"])
+    scores, ids = index.search(np.array([[0.0, 1.0]]), k=3)
+    assert ids[0].tolist() == [0, int(new[0]), -1]  # no phantom at distance 0
+
+
+def test_a_write_that_fails_after_the_vectors_undoes_them_in_memory(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    index = Index(2, metric="euclidean")
+    index.add(np.eye(2)[:1], labels=["a"])
+
+    def fail(*args: object) -> None:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(index._store, "insert", fail)
+    with pytest.raises(RuntimeError):
+        index.add(np.array([[0.0, 1.0]]), labels=["b"])
+    monkeypatch.undo()
+    assert len(index) == 1 and index.search(np.array([[0.0, 1.0]]), k=2)[1][0].tolist() == [0, -1]

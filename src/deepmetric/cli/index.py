@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -35,14 +36,21 @@ def build(
     set_threads(threads)
     from ..index import build_index
 
-    with readable_errors():
+    with readable_errors(), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         if metric not in ("cosine", "euclidean"):
             raise ValueError(f"--metric must be cosine or euclidean; got {metric!r}")
         index = build_index(run, data, metric=metric, factory=factory, far=far or None)  # type: ignore[arg-type]
         index.save(out)
-    threshold = "none" if index.threshold is None else f"{index.threshold:.4f} at FAR {far:g}"
+    for warning in caught:  # skipped files, an uncalibrated threshold: said, not swallowed
+        typer.echo(f"warning: {warning.message}", err=True)
     typer.echo(f"indexed {len(index)} items ({index.factory}, {index.metric}) into {out}")
-    typer.echo(f"match threshold: {threshold}")
+    if index.threshold is not None:
+        typer.echo(f"match threshold: {index.threshold:.4f} at FAR {far:g}")
+    elif far:
+        typer.echo(f"match threshold: none (too few labelled pairs to calibrate at FAR {far:g})")
+    else:
+        typer.echo("match threshold: none (--far 0)")
 
 
 @app.command("add")

@@ -175,8 +175,7 @@ class Index:
         attributes: Sequence[Mapping[str, Any] | None] | None = None,
         fingerprint: str | None = None,
     ) -> None:
-        """Replace the vectors and metadata of existing items (no rebuild); KeyError for an
-        id that is not in the index."""
+        """Replace existing items' vectors and metadata (no rebuild); KeyError for unknown ids."""
         x = as_matrix(vectors, self.dim, "vectors")
         targets = item_ids(ids, len(x))
         rows = metadata_rows(len(x), labels, sources, attributes)
@@ -218,13 +217,14 @@ class Index:
             locked = nullcontext() if self.path is None else write_lock(self.path)
             with locked:
                 self.refresh()
+                start, vectors = len(self._vectors.slot_ids), self._vectors
                 try:
                     with self._store.transaction():
                         yield
                         self._vectors.compact()
                         self._persist()
-                except BaseException:
-                    self._reload()
+                except BaseException:  # on disk: reload the last commit; in memory: undo adds
+                    self._reload() if self.path else vectors.remove(vectors.since(start))
                     raise
             if self.path is not None:
                 remove_stale_vectors(self.path, vectors_name(self._generation))

@@ -65,7 +65,23 @@ def metadata_rows(
     def each(values: Sequence[Any] | None) -> list[Any]:  # arrays have no truth value: no `or`
         return [None] * n if values is None else list(values)
 
-    label_list = [None if v is None else str(v) for v in each(labels)]
-    source_list = [None if v is None else str(v) for v in each(sources)]
+    label_list = [_text(v, "labels", i) for i, v in enumerate(each(labels))]
+    source_list = [_text(v, "sources", i) for i, v in enumerate(each(sources))]
     attribute_list = [attribute_json(v, i) for i, v in enumerate(each(attributes))]
     return label_list, source_list, attribute_list
+
+
+def _text(value: Any, name: str, i: int) -> str | None:
+    """``value`` as text that SQLite can store (UTF-8), or a ValueError naming the entry (a
+    file name that is not valid UTF-8 comes through Python as lone surrogates)."""
+    if value is None:
+        return None
+    text = str(value)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(
+            f"{name}[{i}] is not valid UTF-8 text: {text!r}; rename the file or pass a "
+            "cleaned label"
+        ) from None
+    return text

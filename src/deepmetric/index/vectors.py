@@ -121,6 +121,11 @@ class VectorStore:
         self._live = None
         return slots
 
+    def since(self, start: int) -> IdArray:
+        """The live slots added from slot ``start`` on."""
+        slots = np.arange(start, len(self.slot_ids), dtype=np.int64)
+        return slots[self.slot_ids[slots] >= 0]
+
     def remove(self, slots: IdArray) -> None:
         """Forget ``slots``: deleted from faiss where it can, tombstoned otherwise."""
         if len(slots) == 0:
