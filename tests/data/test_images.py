@@ -97,3 +97,26 @@ def test_load_image_converts_modes_and_keeps_native_size(tmp_path: Path) -> None
     assert image.shape == (3, 2, 3)
     np.testing.assert_array_equal(image.numpy(), fx.pil_oracle(path))
     assert load_image(str(path), channels=1).shape == (1, 2, 3)
+
+
+@pytest.mark.parametrize(
+    ("name", "array"),
+    [
+        ("a.png", np.full((4, 4), 32768, dtype=np.uint16)),  # a 16-bit PNG at half range
+        ("a.tiff", np.full((4, 4), 0.5, dtype=np.float32)),  # a float TIFF at half range
+    ],
+)
+def test_high_depth_images_keep_their_range(tmp_path: Path, name: str, array: np.ndarray) -> None:
+    path = tmp_path / name
+    Image.fromarray(array).save(path)
+    for channels in (1, 3):
+        pixels = load_image(str(path), channels=channels)
+        assert pixels.shape[0] == channels
+        assert abs(float(pixels.mean()) - 0.5) < 1 / 255 and float(pixels.std()) == 0
+
+
+def test_float_images_outside_0_1_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "a.tiff"
+    Image.fromarray(np.full((4, 4), 300.0, dtype=np.float32), "F").save(path)
+    with pytest.raises(OSError, match=r"F pixels range over \[300, 300\].*convert the image to"):
+        load_image(str(path))

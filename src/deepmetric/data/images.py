@@ -156,6 +156,29 @@ def pil_to_tensor(image: Image.Image) -> Tensor:
     return tensor.unsqueeze(0) if tensor.dim() == 2 else tensor.permute(2, 0, 1).contiguous()
 
 
+def to_mode(image: Image.Image, channels: int) -> Image.Image:
+    """``image`` as "L" (``channels=1``) or "RGB", its full range mapped onto 0-255.
+
+    Pillow's own conversion clips 16-bit pixels at 255 (a 16-bit PNG turns almost white) and
+    truncates floats in [0, 1] to 0 (a float TIFF turns black). Here 16-bit images ("I;16",
+    and "I" within 0-65535) are divided by 257 and float images ("F") in [0, 1] multiplied
+    by 255; anything outside those ranges is refused with a ValueError.
+    """
+    if image.mode.startswith("I;16") or image.mode in ("I", "F"):
+        pixels = np.asarray(image, dtype=np.float64)
+        top = 1.0 if image.mode == "F" else 65535.0
+        if pixels.size and not (
+            np.isfinite(pixels).all() and 0 <= pixels.min() <= pixels.max() <= top
+        ):
+            low, high = float(np.nanmin(pixels)), float(np.nanmax(pixels))
+            raise ValueError(
+                f"{image.mode} pixels range over [{low:g}, {high:g}]; deepmetric reads 16-bit "
+                "images as 0-65535 and float images as 0-1: convert the image to 8-bit"
+            )
+        image = Image.fromarray(np.round(pixels * (255.0 / top)).astype(np.uint8), "L")
+    return image.convert("L" if check_channels(channels) == 1 else "RGB")
+
+
 def load_image(path: str, *, image_size: ImageSize = None, channels: int = 3) -> Tensor:
     """Decode ``path`` with pillow: RGB (or "L" when ``channels=1``), bilinear resize, CHW float.
 
@@ -167,7 +190,7 @@ def load_image(path: str, *, image_size: ImageSize = None, channels: int = 3) ->
     size = image_size_pair(image_size)
     try:
         with Image.open(path) as img:
-            converted = img.convert("L" if check_channels(channels) == 1 else "RGB")
+            converted = to_mode(img, channels)
     except (OSError, SyntaxError, ValueError) as err:
         raise OSError(
             f"cannot decode image {path} ({err}); build the dataset with check='full' to find "

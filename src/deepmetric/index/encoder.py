@@ -19,7 +19,7 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from ..data.images import load_image, pil_to_tensor
+from ..data.images import load_image, pil_to_tensor, to_mode
 from ..models import embed, load_model, model_fingerprint
 
 MAX_PIXELS = 64_000_000
@@ -69,7 +69,7 @@ class Encoder:
                         f"{max_pixels} are accepted"
                     )
                 img.load()
-                converted = img.convert("L" if self.channels == 1 else "RGB")
+                converted = to_mode(img, self.channels)
         except (OSError, SyntaxError, Image.DecompressionBombError) as err:
             raise ValueError(f"the data is not a readable image ({err})") from None
         height, width = self.image_size
