@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import glob
 import os
 import shutil
 import sys
@@ -24,6 +25,32 @@ from pathlib import Path
 
 _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
+_FULL = 1 << 20  # less free space than this after a failed write: the disk is full
+
+
+class DiskFullError(OSError):
+    """A write failed because the device has no space left; the message names the path."""
+
+
+def _disk_full(err: BaseException, where: Path) -> DiskFullError | None:
+    """The error to raise instead of ``err`` when it means a full disk, else None.
+
+    Besides ``OSError(ENOSPC)``, libraries report a full disk in their own words (torch:
+    "unexpected pos", SQLite: "database or disk is full"), so any error counts when the
+    device is nearly full afterwards.
+    """
+    if isinstance(err, DiskFullError) or not isinstance(err, Exception):
+        return None
+    try:
+        free = shutil.disk_usage(where).free
+    except OSError:
+        free = _FULL
+    if getattr(err, "errno", None) == errno.ENOSPC or free < _FULL:
+        found = DiskFullError(f"no space left on the device to write {where}; free some space "
+                              "or write elsewhere")  # fmt: skip
+        found.errno = errno.ENOSPC
+        return found
+    return None
 
 
 def _exchange(first: Path, second: Path) -> bool:
@@ -126,12 +153,18 @@ def write_directory_atomically(
             _fsync(file)
         _fsync(staged)
         previous = _swap_in(staged, target, tag)
-    except BaseException:
+    except BaseException as err:
         shutil.rmtree(staged, ignore_errors=True)
+        full = _disk_full(err, target)
+        if full is not None:
+            raise full from err
         raise
     _fsync(target.parent)
     if previous is not None:
         shutil.rmtree(previous, ignore_errors=True)
+    for stale in target.parent.glob(f".{glob.escape(target.name)}.*-*"):  # killed saves' leftovers
+        if stale.name.rsplit("-", 1)[0] in (f".{target.name}.tmp", f".{target.name}.old"):
+            shutil.rmtree(stale, ignore_errors=True)
     return Path(path)
 
 
@@ -145,8 +178,11 @@ def replace_file_atomically(path: str | PathLike[str], write: Callable[[Path], o
         write(temporary)
         _fsync(temporary)
         os.replace(temporary, target)
-    except BaseException:
+    except BaseException as err:
         temporary.unlink(missing_ok=True)
+        full = _disk_full(err, target)
+        if full is not None:
+            raise full from err
         raise
     _fsync(target.parent)
 

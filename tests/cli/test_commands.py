@@ -320,3 +320,22 @@ def test_library_warnings_reach_the_user_as_one_line_each(monkeypatch: pytest.Mo
         assert warnings.formatwarning(UserWarning("4 files skipped"), UserWarning, "x.py", 1) == (
             "warning: 4 files skipped\n"
         )
+
+
+def test_embed_on_a_full_disk_is_one_line_and_leaves_nothing(
+    run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+    import os
+
+    from deepmetric.cli import embed as embed_cli
+
+    def full(file: object, *args: object, **kwargs: object) -> None:
+        os.write(file.fileno(), b"partial")  # type: ignore[attr-defined]
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(embed_cli.np, "savez", full)
+    out = tmp_path / "out" / "x.npz"
+    result = runner.invoke(app, ["embed", str(run_dir), "--data", SPEC, "--out", str(out)])
+    one_line_error(result, f"no space left on the device to write {out}")
+    assert list(out.parent.iterdir()) == []

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import typer
 
+from .._atomic import replace_file_atomically
 from ._common import fail, guarded, model_dir, parse_spec, set_threads, threads_option
 
 FORMATS = (".npy", ".npz", ".parquet")
@@ -16,23 +17,27 @@ FORMATS = (".npy", ".npz", ".parquet")
 def write_embeddings(path: Path, x: np.ndarray, ids: np.ndarray, labels: np.ndarray) -> None:
     """``.npy`` (embeddings only), ``.npz`` (``embeddings``, ``ids``, ``labels``) or
     ``.parquet`` (columns ``id``, ``label``, ``embedding``; needs pyarrow), atomically."""
-    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
-    if path.suffix == ".npy":
-        np.save(tmp, x)
-    elif path.suffix == ".npz":
-        np.savez(tmp, embeddings=x, ids=ids, labels=labels)
-    else:
-        try:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-        except ImportError:
-            raise ImportError(
-                "writing .parquet needs pyarrow; pip install pyarrow, or use .npz"
-            ) from None
-        column = pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), x.shape[1])
-        table = pa.table({"id": ids, "label": labels, "embedding": column})
-        pq.write_table(table, tmp)
-    tmp.replace(path)
+
+    def write(tmp: Path) -> None:
+        if path.suffix == ".npy":
+            with open(tmp, "wb") as file:
+                np.save(file, x)
+        elif path.suffix == ".npz":
+            with open(tmp, "wb") as file:
+                np.savez(file, embeddings=x, ids=ids, labels=labels)
+        else:
+            try:
+                import pyarrow as pa
+                import pyarrow.parquet as pq
+            except ImportError:
+                raise ImportError(
+                    "writing .parquet needs pyarrow; pip install pyarrow, or use .npz"
+                ) from None
+            column = pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), x.shape[1])
+            table = pa.table({"id": ids, "label": labels, "embedding": column})
+            pq.write_table(table, str(tmp))
+
+    replace_file_atomically(path, write)
 
 
 def embed(
