@@ -137,3 +137,21 @@ def reject_unknown(
     for key in keys:
         if key not in known:
             raise error(unknown(noun, key, known, where))
+
+
+def check_device(device: object, name: str = "device") -> torch.device:
+    """``torch.device(device)`` if this machine has it; one ValueError line otherwise."""
+    try:
+        resolved = torch.device(device)  # type: ignore[call-overload]
+    except (RuntimeError, TypeError):
+        raise ValueError(
+            f"{name} must be a torch device name such as 'cpu' or 'cuda'; got {device!r}"
+        ) from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"{name} is {device!r} but this torch has no CUDA device (a CPU build, or no GPU "
+            "visible); use 'cpu'"
+        )
+    if resolved.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"{name} is {device!r} but MPS is not available here; use 'cpu'")
+    return resolved

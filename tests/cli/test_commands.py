@@ -339,3 +339,29 @@ def test_embed_on_a_full_disk_is_one_line_and_leaves_nothing(
     result = runner.invoke(app, ["embed", str(run_dir), "--data", SPEC, "--out", str(out)])
     one_line_error(result, f"no space left on the device to write {out}")
     assert list(out.parent.iterdir()) == []
+
+
+@pytest.mark.skipif(
+    __import__("torch").cuda.is_available(), reason="checks the CPU-only message"
+)
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["train", DIGITS, "--device", "cuda"],
+        ["train", DIGITS, "--set", "runtime.device=cuda", "--set", "epochs=1"],
+        ["evaluate", "RUN", "--data", SPEC, "--device", "cuda"],
+        ["embed", "RUN", "--data", SPEC, "--out", "x.npz", "--device", "cuda"],
+        ["index", "build", "RUN", "--data", "photos", "--out", "i", "--device", "cuda:0"],
+        ["serve", "INDEX", "--device", "cuda"],
+    ],
+    ids=["train", "train-set", "evaluate", "embed", "index", "serve"],
+)
+def test_cuda_on_a_cpu_only_torch_is_one_line(
+    args: list[str], run_dir: Path, tmp_path: Path
+) -> None:
+    args = [str(run_dir) if a == "RUN" else a for a in args]
+    args = [str(tmp_path / "missing") if a == "INDEX" else a for a in args]
+    if args[0] == "train":
+        args += ["--set", f"output.dir={tmp_path / 'run'}"]
+    result = runner.invoke(app, args)
+    one_line_error(result, "but this torch has no CUDA device")

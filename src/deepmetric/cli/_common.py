@@ -60,6 +60,22 @@ def threads_option() -> Any:
     )  # fmt: skip
 
 
+def device_option() -> Any:
+    """The ``--device`` option of every command that runs a model."""
+    return typer.Option(
+        None, "--device", help="Where the model runs: cpu, cuda, cuda:1, mps (default: cpu)."
+    )
+
+
+def checked_device(device: str | None) -> str:
+    """``device`` (default ``cpu``) if this machine has it; one error line otherwise."""
+    from .._checks import check_device
+
+    name = device or "cpu"
+    guarded(lambda: check_device(name, "--device"))
+    return name
+
+
 def set_threads(threads: int | None) -> int:
     """Use ``threads`` CPU threads, or as many as the machine has free (``auto_threads``)."""
     from .._threads import set_threads as apply

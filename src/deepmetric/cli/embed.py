@@ -9,7 +9,16 @@ import numpy as np
 import typer
 
 from .._atomic import replace_file_atomically
-from ._common import fail, guarded, model_dir, parse_spec, set_threads, threads_option
+from ._common import (
+    checked_device,
+    device_option,
+    fail,
+    guarded,
+    model_dir,
+    parse_spec,
+    set_threads,
+    threads_option,
+)
 
 FORMATS = (".npy", ".npz", ".parquet")
 
@@ -48,6 +57,7 @@ def embed(
     out: Path = typer.Option(..., "--out", help="Output file: .npy, .npz or .parquet."),  # noqa: B008
     batch_size: int = typer.Option(256, min=1, help="Embedding batch size."),
     threads: int | None = threads_option(),
+    device: str | None = device_option(),
 ) -> None:
     """Embed every item of a dataset; .npz and .parquet also hold item ids and labels.
 
@@ -71,7 +81,10 @@ def embed(
     dataset = guarded(lambda: build_dataset(spec))
     transform = guarded(lambda: saved_eval_transform(folder, model, dataset))
     net = model if transform is None else nn.Sequential(transform, model)
-    x = guarded(lambda: embed_items(net, dataset, batch_size=batch_size, progress=True)).numpy()
+    where = checked_device(device)
+    x = guarded(
+        lambda: embed_items(net, dataset, batch_size=batch_size, device=where, progress=True)
+    ).numpy()
     ids: Any = dataset.extra.get("item_id", np.arange(len(dataset)))
     out.parent.mkdir(parents=True, exist_ok=True)
     guarded(lambda: write_embeddings(out, x, np.asarray(ids), dataset.labels))

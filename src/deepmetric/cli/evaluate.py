@@ -9,7 +9,15 @@ from typing import Any
 
 import typer
 
-from ._common import guarded, model_dir, parse_spec, set_threads, threads_option
+from ._common import (
+    checked_device,
+    device_option,
+    guarded,
+    model_dir,
+    parse_spec,
+    set_threads,
+    threads_option,
+)
 
 PROTOCOLS = ("retrieval", "verification", "reid", "fewshot", "clustering")
 
@@ -25,7 +33,9 @@ def _ks(text: str, protocol: str) -> list[int]:
         ) from None
 
 
-def _embed_data(folder: Path, spec: dict[str, Any], protocol: str, batch_size: int) -> Any:
+def _embed_data(
+    folder: Path, spec: dict[str, Any], protocol: str, batch_size: int, device: str
+) -> Any:
     """The embeddings of the dataset ``spec`` (through the model's eval transform, see
     ``saved_eval_transform``), the dataset, and LFW's verification pairs (or None)."""
     from torch import nn
@@ -44,7 +54,7 @@ def _embed_data(folder: Path, spec: dict[str, Any], protocol: str, batch_size: i
         data = build_dataset(spec)
     transform = saved_eval_transform(folder, model, data)
     net = model if transform is None else nn.Sequential(transform, model)
-    return embed(net, data, batch_size=batch_size, progress=True), data, pairs
+    return embed(net, data, batch_size=batch_size, device=device, progress=True), data, pairs
 
 
 def _fewshot_with_file(x: Any, data: Any, ev: Any, file: Path) -> dict[str, float]:
@@ -88,6 +98,7 @@ def evaluate(
         "ones there (so that two models meet the same trials).",
     ),
     threads: int | None = threads_option(),
+    device: str | None = device_option(),
 ) -> None:
     """Embed a dataset with a trained model and print its metrics (retrieval by default).
 
@@ -111,7 +122,9 @@ def evaluate(
             queries=queries, episodes=episodes, group=group, source=source,
         )
     )  # fmt: skip
-    x, dataset, pairs = guarded(lambda: _embed_data(folder, spec, protocol, batch_size))
+    x, dataset, pairs = guarded(
+        lambda: _embed_data(folder, spec, protocol, batch_size, checked_device(device))
+    )
     if protocol == "fewshot" and episodes_file is not None:
         metrics = guarded(lambda: _fewshot_with_file(x, dataset, ev, episodes_file))
     else:

@@ -8,7 +8,13 @@ from typing import Annotated
 
 import typer
 
-from ._common import readable_errors, set_threads, threads_option
+from ._common import (
+    checked_device,
+    device_option,
+    readable_errors,
+    set_threads,
+    threads_option,
+)
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Build and edit an index.")
 
@@ -31,6 +37,7 @@ def build(
         float, typer.Option(help="False accept rate of the match threshold; 0: none.")
     ] = 1e-3,
     threads: int | None = threads_option(),
+    device: str | None = device_option(),
 ) -> None:
     """Embed a dataset with a model and save it as an index (with a calibrated threshold)."""
     set_threads(threads)
@@ -40,7 +47,10 @@ def build(
         warnings.simplefilter("always")
         if metric not in ("cosine", "euclidean"):
             raise ValueError(f"--metric must be cosine or euclidean; got {metric!r}")
-        index = build_index(run, data, metric=metric, factory=factory, far=far or None)  # type: ignore[arg-type]
+        index = build_index(
+            run, data, metric=metric, factory=factory, far=far or None,  # type: ignore[arg-type]
+            device=checked_device(device),
+        )  # fmt: skip
         index.save(out)
     for warning in caught:  # skipped files, an uncalibrated threshold: said, not swallowed
         typer.echo(f"warning: {warning.message}", err=True)

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from ._common import readable_errors
+from ._common import checked_device, device_option, readable_errors
 
 
 def serve(
@@ -29,6 +29,7 @@ def serve(
         float, typer.Option(min=0.001, help="Largest accepted upload.")
     ] = 10.0,
     threads: Annotated[int, typer.Option(min=1, help="torch/faiss threads per worker.")] = 1,
+    device: str | None = device_option(),
 ) -> None:
     """Serve search, verify and item routes (schema at /openapi.json) and a search page at /."""
     from ..serve import serve as run
@@ -46,4 +47,5 @@ def serve(
             writes=writes,
             max_upload_bytes=int(max_upload_mb * 2**20),
             threads=threads,
+            device=checked_device(device),
         )

@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 import yaml
 
-from ._common import guarded, set_threads, threads_option
+from ._common import checked_device, device_option, guarded, set_threads, threads_option
 
 
 def train(
@@ -23,11 +23,14 @@ def train(
         False, "--print-config", help="Print the resolved config and exit."
     ),
     threads: int | None = threads_option(),
+    device: str | None = device_option(),
 ) -> None:
     """Train a model; writes config.yaml, checkpoints/, metrics.jsonl, model/ and report.html."""
     from ..config import load_config
     from ..runs import run_training
 
+    if device is not None:
+        overrides = [*overrides, f"runtime.device={checked_device(device)}"]
     cfg = guarded(lambda: load_config(config, overrides))
     if print_config:
         typer.echo(yaml.safe_dump(cfg.to_dict(), sort_keys=False), nl=False)

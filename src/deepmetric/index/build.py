@@ -88,11 +88,12 @@ def build_index(
     metric: IndexMetric = "cosine",
     factory: str = "auto",
     far: float | None = 1e-3,
+    device: str = "cpu",
 ) -> Index:
     """An in-memory index of the dataset ``data`` (see :func:`dataset_spec`) embedded by the
     model at ``model_path``, with its match threshold calibrated at ``far`` on pairs of its own
     items (skipped, with a warning, when there are too few different pairs for that FAR)."""
-    encoder = Encoder(model_path)
+    encoder = Encoder(model_path, device)
     dataset = build_dataset(dataset_spec(data, encoder))
     if len(dataset) == 0:
         raise ValueError(f"the dataset {data!r} has no readable items")

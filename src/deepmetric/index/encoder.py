@@ -19,6 +19,7 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from .._checks import check_device
 from ..data.images import load_image, pil_to_tensor, to_mode
 from ..models import embed, load_model, model_fingerprint
 
@@ -36,9 +37,9 @@ class Encoder:
         channels: 1 or 3.
     """
 
-    def __init__(self, model_path: str | PathLike[str]) -> None:
+    def __init__(self, model_path: str | PathLike[str], device: str = "cpu") -> None:
         self.model_path = str(model_path)
-        self.model = load_model(model_path)
+        self.model = load_model(model_path).to(check_device(device))
         self.fingerprint = model_fingerprint(model_path)
         self.dim = int(self.model.embedding_dim)
         prep = self.model.preprocessing or {}

@@ -30,6 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from .._atomic import write_text_atomically
+from .._checks import check_device
 from ..data import (
     ArrayDataset,
     AugmentConfig,
@@ -290,6 +291,7 @@ def run_training(
     ``output.dir`` must be new, empty, or a run folder continued with ``resume`` or started
     again with ``overwrite`` (:func:`~deepmetric.runs.folder.prepare_run_folder`).
     """
+    check_device(config.runtime.device, "runtime.device")  # before anything is written
     data = build_data(config)  # bad data fails before the folder is touched
     out_dir = prepare_run_folder(Path(config.output.dir), resume=resume, overwrite=overwrite)
     model = build_model(config)

@@ -29,6 +29,7 @@ def create_app(
     writes: bool = False,
     token: str | None = None,
     max_upload_bytes: int = MAX_UPLOAD_BYTES,
+    device: str = "cpu",
 ) -> FastAPI:
     """The FastAPI app serving the index directory at ``index_path``.
 
@@ -39,6 +40,7 @@ def create_app(
         writes: enable ``POST /items`` and ``DELETE /items/{id}``.
         token: the bearer token writes need (required with ``writes``).
         max_upload_bytes: the largest accepted upload (larger requests get 413).
+        device: where the model embeds queries.
     """
     service = Service(
         index_path,
@@ -46,6 +48,7 @@ def create_app(
         writes=writes,
         token=token,
         max_upload_bytes=max_upload_bytes,
+        device=device,
     )
     app = FastAPI(
         title="deepmetric search", version="1", description=__doc__, docs_url=None,

@@ -46,6 +46,7 @@ def serve(
     writes: bool = False,
     max_upload_bytes: int = MAX_UPLOAD_BYTES,
     threads: int = 1,
+    device: str = "cpu",
 ) -> None:
     """Serve the index at ``index_path`` until interrupted (blocks).
 
@@ -63,6 +64,7 @@ def serve(
         "writes": writes,
         "max_upload_bytes": max_upload_bytes,
         "threads": threads,
+        "device": device,
     }
     os.environ[SETTINGS_VARIABLE] = json.dumps(settings)
     app_from_environment()  # fail here, with a readable error, rather than in every worker

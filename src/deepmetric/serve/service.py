@@ -41,6 +41,7 @@ class Service:
         writes: bool,
         token: str | None,
         max_upload_bytes: int,
+        device: str = "cpu",
     ) -> None:
         if writes and not token:
             raise ValueError("writes need a token: pass token= (or set DEEPMETRIC_TOKEN)")
@@ -50,7 +51,7 @@ class Service:
         model = model_path or self.index.model_path
         if model is None:
             raise ValueError(f"the index at {index_path} names no model; pass model_path=")
-        self.encoder = Encoder(model)
+        self.encoder = Encoder(model, device)
         if self.index.fingerprint not in (None, self.encoder.fingerprint):
             raise ModelMismatchError(
                 f"the model at {model} is not the one that built the index at {index_path}"

@@ -16,7 +16,7 @@ from sklearn.decomposition import PCA
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .._checks import check_int
+from .._checks import check_device, check_int
 
 Array = np.ndarray[Any, Any]
 FLOATS = [np.float64, np.float32]
@@ -49,15 +49,7 @@ def check_classes(estimator: BaseEstimator, X: Any, y: Any) -> tuple[Array, Arra
 
 def resolve_device(device: str) -> torch.device:
     """``torch.device(device)``; ``ValueError`` for an unknown or unavailable device."""
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(
-            f"device must be a torch device name such as 'cpu' or 'cuda'; got {device!r}"
-        ) from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device is {device!r} but CUDA is not available; use device='cpu'")
-    return resolved
+    return check_device(device)
 
 
 def seed_from(random_state: Any) -> int:

@@ -23,6 +23,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from .._checks import check_device
+
 
 def is_distributed() -> bool:
     """Whether a process group with more than one process is running."""
@@ -121,7 +123,7 @@ def wrap_model(model: nn.Module, device: torch.device, *, find_unused: bool) -> 
 
 def local_device(name: str) -> torch.device:
     """The device named ``name``; a bare ``"cuda"`` under ``torchrun`` is ``cuda:LOCAL_RANK``."""
-    device = torch.device(name)
+    device = check_device(name, "runtime.device")
     if device.type == "cuda" and device.index is None:
         index = int(os.environ.get("LOCAL_RANK", "0")) if is_distributed() else 0
         device = torch.device("cuda", index)
