@@ -346,3 +346,10 @@ def test_dot_is_not_turned_into_cosine_behind_the_users_back(protocol: str) -> N
         evaluate_embeddings(x, data, ev)
     ev = EvaluationConfig(protocol=protocol, metric="cosine", ways=3, queries=2, episodes=5)
     assert evaluate_embeddings(x, data, ev)
+
+
+def test_a_single_test_class_fails_before_training(tmp_path: Path) -> None:
+    config = build_config({}, ['data.test_classes=["9"]', f"output.dir={tmp_path / 'run'}"])
+    with pytest.raises(ConfigError, match="the retrieval protocol needs at least 2 test classes"):
+        run_training(config)
+    assert not (tmp_path / "run").exists()  # failed before anything was written

@@ -326,3 +326,16 @@ def test_hierarchical_settings_that_cannot_work_say_why() -> None:
         HierarchicalSampler(labels, groups, 2, 6, 1)
     with pytest.raises(ValueError, match="groups must hold one value per label"):
         HierarchicalSampler(labels, groups[:-1], 2, 4, 1)
+
+
+def test_classes_smaller_than_m_warn_once_with_the_counts() -> None:
+    import warnings
+
+    labels = torch.tensor([0] * 8 + [1] * 2 + [2] * 8)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        MPerClassSampler(labels, m=4, batch_size=8, replacement=True)
+    assert [str(w.message) for w in caught] == [
+        "1 of 3 classes have fewer than m=4 items (the smallest 2); their items repeat within a "
+        "batch"
+    ]

@@ -29,6 +29,7 @@ same number of batches; coverage is then likely but not guaranteed.
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections import deque
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -256,6 +257,12 @@ class MPerClassSampler(Sampler[list[int]]):
                 "use a smaller batch_size or a larger m"
             )
         small = (sizes < self.m).nonzero().flatten()
+        if self.replacement and len(small):
+            warnings.warn(
+                f"{len(small)} of {len(classes)} classes have fewer than m={self.m} items "
+                f"(the smallest {int(sizes.min())}); their items repeat within a batch",
+                stacklevel=3,
+            )
         if not self.replacement and len(small):
             first = int(small[0])
             raise ValueError(

@@ -220,3 +220,12 @@ def test_base_validates_its_fields() -> None:
         LabeledDataset(np.array([0, 0]), ["a"], extra={"item_id": np.array([1])})
     with pytest.raises(NotImplementedError, match=r"has no files; override load_input"):
         LabeledDataset(np.array([0]), ["a"])[0]
+
+
+def test_csv_errors_name_the_line_in_the_file_after_blank_lines(tmp_path: Path) -> None:
+    from PIL import Image
+
+    Image.new("RGB", (4, 4)).save(tmp_path / "a.png")
+    (tmp_path / "list.csv").write_text("path,label\n\na.png,cat\n\n\na.png,\n")
+    with pytest.raises(ValueError, match=r"list\.csv line 6: the label is empty"):
+        CSVDataset(tmp_path / "list.csv")

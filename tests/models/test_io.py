@@ -267,3 +267,27 @@ def test_fingerprint_follows_weights_and_architecture(tmp_path: Path) -> None:
     other = Embedder({**ARCH, "normalize": False})
     other.load_state_dict(model.state_dict())
     assert model_fingerprint(other) != first
+
+
+def test_a_config_asking_for_a_giant_model_fails_on_the_header_before_allocating(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json as _json
+
+    from deepmetric.models import io as model_io
+
+    model = Embedder({"backbone": {"name": "mlp", "in_features": 4, "hidden_sizes": [8]},
+                      "embedding_dim": 2})  # fmt: skip
+    folder = save_model(model, tmp_path / "m")
+    card = _json.loads((folder / "config.json").read_text())
+    card["architecture"]["backbone"]["hidden_sizes"] = [2**20, 2**20]  # ~4 TB of float32
+    (folder / "config.json").write_text(_json.dumps(card))
+    built: list[str] = []
+    real = model_io.Embedder
+    monkeypatch.setattr(
+        model_io, "Embedder",
+        lambda *a, **k: built.append(str(torch.empty(0).device)) or real(*a, **k),
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="do not match the model: .*shape mismatches"):
+        load_model(folder)
+    assert built == ["meta"]  # only the shape skeleton was ever built

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import typer
+import typer.core
 
 from . import bench, demo, embed, evaluate, index, search, serve, train
 from ._common import brief_warnings
+
+# typer's help shows a type beside every option, "<bool>" for an on/off flag too, which reads
+# as if the flag took a value: flags show no type
+_option_type = typer.core.TyperOption.display_type_rich
+typer.core.TyperOption.display_type_rich = lambda self, ctx: (  # type: ignore[method-assign]
+    None if self.is_flag else _option_type(self, ctx)
+)
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Deep metric learning toolkit.")
 app.command("demo")(demo.demo)

@@ -98,10 +98,14 @@ def _numbers_or_strings(values: list[str]) -> np.ndarray:
         return np.array(values, dtype=str)
 
 
-def _read_csv(path: Path) -> tuple[list[dict[str, str]], list[str]]:
+def _read_csv(path: Path) -> tuple[list[dict[str, str]], list[str], list[int]]:
+    """The rows, the header's columns, and each row's line in the file (blank lines skipped)."""
     with open(path, newline="") as handle:
         reader = csv.DictReader(handle)
-        rows = list(reader)
+        rows, lines = [], []
+        for row in reader:
+            rows.append(row)
+            lines.append(reader.line_num)
         columns = [c.strip() for c in reader.fieldnames or []]
     missing = [c for c in ("path", "label") if c not in columns]
     if missing:
@@ -110,7 +114,7 @@ def _read_csv(path: Path) -> tuple[list[dict[str, str]], list[str]]:
             f"is_gallery, camera); missing {', '.join(missing)}, found {columns}"
         )
     rows = [{(k or "").strip(): (v or "").strip() for k, v in row.items()} for row in rows]
-    return rows, columns
+    return rows, columns, lines
 
 
 def _check_rows(rows: list[dict[str, str]], lines: list[int], path: Path) -> None:
@@ -163,8 +167,7 @@ class CSVDataset(LabeledDataset):
             raise FileNotFoundError(
                 f"csv dataset: {path} does not exist; root must be the CSV file"
             )
-        rows, columns = _read_csv(path)
-        lines = list(range(2, len(rows) + 2))
+        rows, columns, lines = _read_csv(path)
         if split is not None:
             if "split" not in columns:
                 raise ValueError(f"{path} has no 'split' column; pass split=None or add the column")

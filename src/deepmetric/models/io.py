@@ -22,7 +22,7 @@ from torch import Tensor
 from .._atomic import write_directory_atomically
 from .._version import __version__
 from .embedder import Embedder, EmbedderConfig
-from .weights import check_state_dict, read_state_dict
+from .weights import check_state_dict, header_shapes, read_state_dict
 
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
@@ -233,17 +233,25 @@ def load_model(path: str | PathLike[str]) -> Embedder:
     card = read_model_config(folder)
     source = repr(str(folder / CONFIG_FILE))
     try:
-        model = Embedder(EmbedderConfig.from_dict(card["architecture"]))
+        config = EmbedderConfig.from_dict(card["architecture"])
+        with torch.device("meta"):  # shapes only: a config asking for a giant model costs nothing
+            skeleton = Embedder(config)
     except (KeyError, ValueError, TypeError) as err:
         raise ValueError(f"{source}: cannot build the architecture: {err}") from None
-    for key, value in (("embedding_dim", model.embedding_dim), ("normalize", model.normalize)):
+    for key, value in (
+        ("embedding_dim", skeleton.embedding_dim),
+        ("normalize", skeleton.normalize),
+    ):
         if card[key] != value:
             raise ValueError(
                 f"{source}: {key} is {card[key]!r} but the architecture gives {value!r}"
             )
+    weights = repr(str(folder / WEIGHTS_FILE))
+    check_state_dict(skeleton, header_shapes(folder / WEIGHTS_FILE), source=weights)
     _check_weights_digest(folder, card)
+    model = Embedder(config)
     state = read_state_dict(folder / WEIGHTS_FILE)
-    check_state_dict(model, state, source=repr(str(folder / WEIGHTS_FILE)))
+    check_state_dict(model, state, source=weights)
     model.load_state_dict(state, strict=True)
     model.preprocessing = check_preprocessing(card.get("preprocessing"))
     return model.eval()

@@ -11,7 +11,7 @@ from os import PathLike
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
@@ -51,6 +51,17 @@ def read_state_dict(path: str | PathLike[str]) -> dict[str, Tensor]:
             "(if the state dict is nested, e.g. under 'state_dict' or 'model', save that part)"
         )
     return dict(state)
+
+
+def header_shapes(path: str | PathLike[str]) -> dict[str, Tensor]:
+    """The names and shapes a safetensors file holds, read from its header only, as tensors on
+    the ``meta`` device (nothing allocated), for :func:`check_state_dict`."""
+    try:
+        with safe_open(str(path), framework="pt") as file:
+            shapes = {key: file.get_slice(key).get_shape() for key in file.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError, ValueError) as err:
+        raise ValueError(f"{str(path)!r} is not a readable safetensors file: {err}") from None
+    return {key: torch.empty(shape, device="meta") for key, shape in shapes.items()}
 
 
 def _listed(keys: Sequence[str]) -> str:
@@ -119,4 +130,4 @@ def load_pretrained(
     return module
 
 
-__all__ = ["check_state_dict", "load_pretrained", "read_state_dict"]
+__all__ = ["check_state_dict", "header_shapes", "load_pretrained", "read_state_dict"]

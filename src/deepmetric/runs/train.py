@@ -293,6 +293,13 @@ def run_training(
     """
     check_device(config.runtime.device, "runtime.device")  # before anything is written
     data = build_data(config)  # bad data fails before the folder is touched
+    classes = len(data.test.class_names)
+    needs_two = [p for p in config.evaluation.protocols() if p != "verification"]
+    if needs_two and classes < 2:
+        raise ConfigError(
+            f"the {needs_two[0]} protocol needs at least 2 test classes; the test set has "
+            f"{classes}: hold out more (data.test_classes, data.test_fraction or data.test)"
+        )
     out_dir = prepare_run_folder(Path(config.output.dir), resume=resume, overwrite=overwrite)
     model = build_model(config)
     if len(data.train):
