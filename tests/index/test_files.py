@@ -125,3 +125,21 @@ def test_exact_index_round_trips_through_npz(tmp_path: Path) -> None:
     assert loaded.metric == "euclidean" and loaded.ids.tolist() == [4, 5, 6]
     loaded.remove([5])
     assert loaded.search(np.eye(3)[1:2], 3)[1].tolist() == [[4, 6, -1]]
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda p: (p / "vectors-1.faiss").write_bytes((p / "vectors-1.faiss").read_bytes()[:50]),
+        lambda p: (p / "vectors-1.faiss").unlink(),
+        lambda p: (p / "items.sqlite").write_bytes(b"garbage" * 100),
+    ],
+    ids=["vectors-truncated", "vectors-missing", "sqlite-garbage"],
+)
+def test_a_damaged_index_directory_is_one_readable_error(tmp_path: Path, damage) -> None:  # type: ignore[no-untyped-def]
+    index = Index(4)
+    index.add(np.random.default_rng(0).random((30, 4)))
+    index.save(tmp_path / "idx")
+    damage(tmp_path / "idx")
+    with pytest.raises(ValueError, match=r"is damaged \(.*\); rebuild it with `deepmetric index"):
+        Index.load(tmp_path / "idx")

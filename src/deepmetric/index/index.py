@@ -24,6 +24,7 @@ from .storage import (
     FORMAT_VERSION,
     ITEMS_FILE,
     check_index_dir,
+    readable_damage,
     remove_stale_vectors,
     save_directory,
     vectors_name,
@@ -38,12 +39,10 @@ _SETTINGS = ("dim", "metric", "factory", "search_params", "fingerprint", "model_
 class Index:
     """A searchable, persistent set of item vectors with metadata (id, label, source, JSON).
 
-    Vectors live in faiss (``factory="auto"`` picks by size at the first add, see
-    :func:`auto_factory`), metadata in SQLite. ``cosine`` ranks by cosine similarity (higher is
-    closer), ``euclidean`` by L2 distance. Items can be added, updated and removed at any time
-    (HNSW keeps removed vectors as tombstones, see :mod:`deepmetric.index.vectors`). An index
-    built from a model records its fingerprint; ``fingerprint=`` on add, update or search
-    refuses vectors from another model with :class:`ModelMismatchError`.
+    Vectors live in faiss (``factory="auto"`` picks by size, :func:`auto_factory`), metadata in
+    SQLite; ``cosine`` ranks by cosine similarity, ``euclidean`` by L2 distance. Items can be
+    added, updated and removed at any time (HNSW keeps tombstones, :mod:`.vectors`). With a
+    model's ``fingerprint``, add, update and search refuse vectors from another model.
 
     Args:
         dim: vector width.
@@ -175,7 +174,7 @@ class Index:
         attributes: Sequence[Mapping[str, Any] | None] | None = None,
         fingerprint: str | None = None,
     ) -> None:
-        """Replace existing items' vectors and metadata (no rebuild); KeyError for unknown ids."""
+        """Replace existing items' vectors and metadata; KeyError for unknown ids."""
         x = as_matrix(vectors, self.dim, "vectors")
         targets = item_ids(ids, len(x))
         rows = metadata_rows(len(x), labels, sources, attributes)
@@ -352,13 +351,14 @@ class Index:
         next search (:meth:`refresh`), and writers are serialised by a file lock.
         """
         folder = check_index_dir(path)
-        store = ItemStore(folder / ITEMS_FILE, read_only=not writable)
-        meta = store.get_meta()
-        index = cls(meta["dim"], metric=meta["metric"], factory=meta["factory"])
-        index._store.close()
-        index._store, index.path, index.writable = store, folder, writable
-        index._generation = -1
-        index.refresh()
+        with readable_damage(folder):
+            store = ItemStore(folder / ITEMS_FILE, read_only=not writable)
+            meta = store.get_meta()
+            index = cls(meta["dim"], metric=meta["metric"], factory=meta["factory"])
+            index._store.close()
+            index._store, index.path, index.writable = store, folder, writable
+            index._generation = -1
+            index.refresh()
         return index
 
     def refresh(self) -> bool:

@@ -110,3 +110,17 @@ def save_directory(
     return write_directory_atomically(
         target, write, managed=managed, marker=MARKER_FILE, what="deepmetric index"
     )
+
+
+@contextmanager
+def readable_damage(folder: Path) -> Iterator[None]:
+    """Turn what a damaged index directory raises (faiss, SQLite, missing settings) into one
+    ValueError that names the directory and the fix."""
+    try:
+        yield
+    except (RuntimeError, sqlite3.DatabaseError, KeyError, TypeError) as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[-1][:200]
+        raise ValueError(
+            f"index directory {str(folder)!r} is damaged ({type(err).__name__}: {first}); "
+            "rebuild it with `deepmetric index build` or restore a copy"
+        ) from None
