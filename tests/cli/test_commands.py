@@ -341,9 +341,7 @@ def test_embed_on_a_full_disk_is_one_line_and_leaves_nothing(
     assert list(out.parent.iterdir()) == []
 
 
-@pytest.mark.skipif(
-    __import__("torch").cuda.is_available(), reason="checks the CPU-only message"
-)
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the CPU-only message")
 @pytest.mark.parametrize(
     "args",
     [
@@ -365,3 +363,31 @@ def test_cuda_on_a_cpu_only_torch_is_one_line(
         args += ["--set", f"output.dir={tmp_path / 'run'}"]
     result = runner.invoke(app, args)
     one_line_error(result, "but this torch has no CUDA device")
+
+
+def test_train_shows_a_line_per_epoch_with_the_score_and_eta(tmp_path: Path) -> None:
+    sets = ["epochs=2", f"output.dir={tmp_path / 'run'}", "output.report=false",
+            "data.val_set=test"]  # fmt: skip
+    result = runner.invoke(app, ["train", DIGITS, *[a for s in sets for a in ("--set", s)]])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("epoch ")]
+    assert [line.split("  ")[0] for line in lines] == ["epoch 1/2", "epoch 2/2"]
+    assert all("val map_at_r 0." in line and "ETA" in line for line in lines)
+
+
+def test_on_a_terminal_the_progress_is_a_live_bar() -> None:
+    import io
+
+    from deepmetric.training.logging import Progress
+    from deepmetric.training.state import State
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    screen = Terminal()
+    progress = Progress(epochs=1, select="map_at_r", stream=screen)
+    for step in (1, 2):
+        progress(State(step=step, steps_per_epoch=2, loss=0.5))
+    progress.close()
+    assert "epoch 1/1  step 2/2  loss 0.5" in screen.getvalue()

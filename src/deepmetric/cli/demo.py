@@ -39,7 +39,8 @@ def demo(
     one drawing each (the bundled recipe, a config run; --set changes it)."""
     from ..runs.demo import ROWS, demo_config, run_demo
 
-    extra = [*([f"epochs={epochs}"] if epochs is not None else []), *overrides]
+    extra = [*([f"epochs={epochs}"] if epochs is not None else []), "runtime.progress=true"]
+    extra += overrides
     count = set_threads(threads)  # recorded in the config, so that it retrains the same model
     config = guarded(
         lambda: demo_config(
@@ -58,7 +59,7 @@ def demo(
         f"{config.evaluation.ways}-way one-shot episodes "
         "within an alphabet (support and query drawn by different people)."
     )
-    result = guarded(lambda: run_demo(config, echo=console.print))
+    result = guarded(lambda: run_demo(config))
     console.print(f"done in {result.seconds:.0f} s (wall time, training and evaluation)")
     console.print(table(result.table, "characters of alphabets never seen in training"))
     trained, pixels = result.table[ROWS[2]], result.table[ROWS[0]]

@@ -60,31 +60,11 @@ def demo_config(
     return load_config(RECIPE, [*options, *overrides])
 
 
-class ProgressLine:
-    """A callback that reports about ten times an epoch: epoch, step, loss, elapsed, ETA."""
-
-    def __init__(self, epochs: int, echo: Callable[[str], None]) -> None:
-        self.epochs, self.echo = epochs, echo
-        self.start = time.perf_counter()
-
-    def __call__(self, state: State) -> None:
-        per_epoch = state.steps_per_epoch
-        if state.epoch_end or state.step % max(1, per_epoch // 10):
-            return
-        total = per_epoch * self.epochs
-        elapsed = time.perf_counter() - self.start
-        eta = elapsed / state.step * (total - state.step)
-        self.echo(
-            f"epoch {state.epoch + 1}/{self.epochs}  step {state.step}/{total}  "
-            f"loss {state.loss:.3f}  {elapsed:.0f} s  ETA {eta:.0f} s"
-        )
-
-
-def run_demo(config: RunConfig, *, echo: Callable[[str], None] | None = None) -> DemoResult:
-    """Train and score ``config`` (see :func:`demo_config`); ``echo`` receives progress."""
+def run_demo(config: RunConfig) -> DemoResult:
+    """Train and score ``config`` (see :func:`demo_config`); progress shows when
+    ``runtime.progress`` is on, as for any training."""
     start = time.perf_counter()
-    callbacks = [] if echo is None else [ProgressLine(config.epochs, echo)]
-    outcome = run_training(config, overwrite=True, callbacks=callbacks)  # its own folder
+    outcome = run_training(config, overwrite=True)  # the demo's own folder, started anew
     table = {
         ROWS[0]: outcome.baselines["raw inputs"],
         ROWS[1]: outcome.baselines["untrained network"],

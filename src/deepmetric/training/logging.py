@@ -14,10 +14,13 @@ import json
 import logging
 import math
 import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, TextIO
+
+from .state import State
 
 logger = logging.getLogger(__name__)
 
@@ -110,31 +113,80 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
 
 
 class Progress:
-    """A tqdm bar over steps when ``enabled`` and stderr is a terminal; otherwise nothing.
+    """What a training shows while it runs, on stderr (or ``stream``): epoch, step, loss, the
+    last validation score and the time left. A live bar on a terminal; on anything else (a log
+    file, CI) one line at the end of each epoch.
 
     Example:
-        >>> bar = Progress(total=3, enabled=False, desc="epoch 1")
-        >>> bar.update({"loss": 1.0}); bar.close()
+        >>> import io
+        >>> out = io.StringIO()
+        >>> progress = Progress(epochs=2, select="map_at_r", stream=out)
+        >>> from deepmetric.training.state import State
+        >>> progress.update(State(epoch=1, step=10, steps_per_epoch=10, loss=0.5, epoch_end=True,
+        ...                       metrics={"val_map_at_r": 0.25}))
+        >>> out.getvalue().split("  ")[:4]
+        ['epoch 1/2', 'step 10/20', 'loss 0.5', 'val map_at_r 0.2500']
     """
 
-    def __init__(self, *, total: int, enabled: bool, desc: str, initial: int = 0) -> None:
+    def __init__(self, *, epochs: int, select: str, stream: TextIO | None = None) -> None:
+        self.epochs, self.select = epochs, select
+        self.stream = sys.stderr if stream is None else stream
+        self.start: float | None = None
+        self.first = 0  # the step the timing starts from (a resumed run starts midway)
         self._bar: Any = None
-        if enabled and sys.stderr.isatty() and importlib.util.find_spec("tqdm") is not None:
-            from tqdm import tqdm
+        self._task: Any = None
 
-            self._bar = tqdm(total=total, initial=initial, desc=desc, unit="step", leave=False)
+    def line(self, state: State) -> str:
+        """``epoch e/E  step s/S  loss l  val <select> v  elapsed  ETA t``."""
+        now = time.perf_counter()
+        if self.start is None:
+            self.start, self.first = now, state.step - 1
+        total = state.steps_per_epoch * self.epochs
+        done = max(state.step - self.first, 1)
+        elapsed = now - self.start
+        eta = elapsed / done * max(total - state.step, 0)
+        epoch = state.epoch if state.epoch_end else state.epoch + 1
+        score = state.metrics.get(f"val_{self.select}")
+        shown = "" if score is None else f"  val {self.select} {score:.4f}"
+        return (
+            f"epoch {epoch}/{self.epochs}  step {state.step}/{total}  loss {state.loss:.4g}"
+            f"{shown}  {_clock(elapsed)}  ETA {_clock(eta)}"
+        )
 
-    def update(self, values: Mapping[str, float]) -> None:
-        """Advance one step and show ``values``."""
-        if self._bar is not None:
-            self._bar.set_postfix({k: f"{v:.4g}" for k, v in values.items()}, refresh=False)
-            self._bar.update(1)
+    def update(self, state: State) -> None:
+        """Show ``state`` (called after every step and at every epoch's end)."""
+        text = self.line(state)
+        if not self.stream.isatty():
+            if state.epoch_end:
+                print(text, file=self.stream, flush=True)
+            return
+        if self._bar is None:
+            from rich.console import Console
+            from rich.progress import BarColumn, TextColumn
+            from rich.progress import Progress as Bar
+
+            console = Console(file=self.stream)
+            self._bar = Bar(TextColumn("{task.description}"), BarColumn(), console=console)
+            self._bar.start()
+            self._task = self._bar.add_task(text, total=state.steps_per_epoch * self.epochs)
+        self._bar.update(self._task, completed=state.step, description=text)
+
+    __call__ = update  # a callback of the loop
 
     def close(self) -> None:
-        """Remove the bar."""
+        """Stop the live bar (its last line stays on the screen)."""
         if self._bar is not None:
-            self._bar.close()
+            self._bar.stop()
             self._bar = None
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    return (
+        f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
+        if minutes >= 60
+        else f"{minutes}:{secs:02d}"
+    )
 
 
 __all__ = ["MetricLogger", "Progress", "read_jsonl"]

@@ -118,6 +118,9 @@ def train(
     check_data(train_data, val_data, options)
     run = _setup(model, train_data, loss, options, out_dir, resume)
     state = run.state
+    shown = options.runtime.progress and is_main_process()
+    feedback = Progress(epochs=options.epochs, select=options.validation.select) if shown else None
+    callbacks = [*callbacks, feedback] if feedback else callbacks
     with deterministic_algorithms(options.runtime.deterministic):
         try:
             # a resumed run that had stopped early does nothing; a stop request from a callback
@@ -141,6 +144,7 @@ def train(
                     _end_epoch(run, val_data, callbacks)
         finally:
             run.log.close()
+            feedback.close() if feedback else None
             if options.runtime.channels_last:
                 model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
     return _finish(run)
@@ -234,24 +238,16 @@ def _timed_batches(run: _Run, data: LabeledDataset) -> Iterator[tuple[Tensor, Te
     spent loading them and stepping on them added to the epoch's totals."""
     state, options = run.state, run.options
     batches = list(run.sampler)[state.batch_in_epoch :]
-    bar = Progress(
-        total=len(run.sampler), initial=state.batch_in_epoch, desc=f"epoch {state.epoch + 1}",
-        enabled=options.runtime.progress and is_main_process(),
-    )  # fmt: skip
     source = iterate_batches(data, batches, run.device, options.runtime.num_workers)
-    try:
-        while True:
-            start = time.perf_counter()
-            batch = next(source, None)
-            run.totals.data_time += time.perf_counter() - start
-            if batch is None:
-                return
-            start = time.perf_counter()
-            yield batch
-            run.totals.step_time += time.perf_counter() - start
-            bar.update({"loss": run.state.loss})
-    finally:
-        bar.close()
+    while True:
+        start = time.perf_counter()
+        batch = next(source, None)
+        run.totals.data_time += time.perf_counter() - start
+        if batch is None:
+            return
+        start = time.perf_counter()
+        yield batch
+        run.totals.step_time += time.perf_counter() - start
 
 
 def _backward_and_step(run: _Run, value: Tensor) -> None:

@@ -156,7 +156,8 @@ class RuntimeOptions:
             same weights as an uninterrupted one on GPU too (on CPU it already does).
         num_workers: ``DataLoader`` workers for datasets read item by item (in-memory
             ``ArrayDataset`` batches are gathered directly, without workers).
-        progress: show a progress bar (tqdm) when stderr is a terminal.
+        progress: show progress on stderr: a live bar on a terminal (epoch, step, loss, the
+            last validation score, ETA), else one line per epoch.
         log_every: write a step record to the log every this many steps.
         checkpoint_every_steps: also checkpoint every this many steps (besides each epoch's
             end); ``None`` checkpoints at epoch ends only. Needs ``out_dir``.
