@@ -391,3 +391,15 @@ def test_on_a_terminal_the_progress_is_a_live_bar() -> None:
         progress(State(step=step, steps_per_epoch=2, loss=0.5))
     progress.close()
     assert "epoch 1/1  step 2/2  loss 0.5" in screen.getvalue()
+
+
+def test_evaluate_without_data_scores_the_runs_own_held_out_classes(run_dir: Path) -> None:
+    result = runner.invoke(app, ["evaluate", str(run_dir), "--json"])
+    assert result.exit_code == 0, result.output
+    found = json.loads(result.output[result.output.index("{") :])
+    saved = json.loads((run_dir / "test_metrics.json").read_text())
+    assert found["map_at_r"] == pytest.approx(saved["map_at_r"], abs=1e-6)
+    one_line_error(
+        runner.invoke(app, ["evaluate", str(run_dir / "model"), "--json"]),
+        "is not a run directory with a config.yaml; pass --data",
+    )

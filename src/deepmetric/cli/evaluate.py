@@ -33,8 +33,23 @@ def _ks(text: str, protocol: str) -> list[int]:
         ) from None
 
 
+def _run_test_set(run: Path) -> Any:
+    """The test set of the run directory ``run``, rebuilt from its ``config.yaml`` (the classes
+    or groups that training never saw)."""
+    from ..config import load_config
+    from ..runs import CONFIG_FILE, build_data
+
+    file = run / CONFIG_FILE
+    if not file.is_file():
+        raise FileNotFoundError(
+            f"{str(run)!r} is not a run directory with a {CONFIG_FILE}; pass --data to say "
+            "what to evaluate on"
+        )
+    return build_data(load_config(file)).test
+
+
 def _embed_data(
-    folder: Path, spec: dict[str, Any], protocol: str, batch_size: int, device: str
+    folder: Path, spec: dict[str, Any] | Any, protocol: str, batch_size: int, device: str
 ) -> Any:
     """The embeddings of the dataset ``spec`` (through the model's eval transform, see
     ``saved_eval_transform``), the dataset, and LFW's verification pairs (or None)."""
@@ -47,7 +62,9 @@ def _embed_data(
     model = load_model(folder)
     pairs = None
     data: LabeledDataset
-    if protocol == "verification" and spec.get("name") == "lfw":
+    if isinstance(spec, LabeledDataset):
+        data = spec  # the run's own test set
+    elif protocol == "verification" and spec.get("name") == "lfw":
         found = LFWPairs(**{k: v for k, v in spec.items() if k not in ("name", "split")})
         data, pairs = found.images, (found.pair_indices, found.is_same)
     else:
@@ -69,8 +86,11 @@ def _fewshot_with_file(x: Any, data: Any, ev: Any, file: Path) -> dict[str, floa
 
 def evaluate(
     run: Path = typer.Argument(..., help="A run directory (with model/) or a model directory."),  # noqa: B008
-    data: str = typer.Option(
-        ..., "--data", help="Dataset spec: a name or '{name: ..., root: ...}'."
+    data: str | None = typer.Option(
+        None,
+        "--data",
+        help="Dataset spec: a name or '{name: ..., root: ...}' (default: the run's own test set, "
+        "the classes its training never saw).",
     ),
     protocol: str = typer.Option("retrieval", help="|".join(PROTOCOLS)),
     metric: str = typer.Option("cosine", help="cosine, euclidean, squared_euclidean or dot."),
@@ -115,7 +135,9 @@ def evaluate(
                 ValueError(f"--protocol must be one of {', '.join(PROTOCOLS)}; got {protocol!r}")
             )
         )
-    spec, folder = parse_spec(data), model_dir(run)
+    folder = model_dir(run)
+    spec = parse_spec(data) if data is not None else guarded(lambda: _run_test_set(run))
+    name = spec["name"] if isinstance(spec, dict) else f"the test set of {run}"
     ev = guarded(
         lambda: EvaluationConfig(
             protocol=protocol, metric=metric, ks=_ks(ks, protocol), ways=ways, shots=shots,  # type: ignore[arg-type]
@@ -136,7 +158,7 @@ def evaluate(
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"{protocol}: {spec['name']} ({len(dataset)} items)")
+    table = Table(title=f"{protocol}: {name} ({len(dataset)} items)")
     table.add_column("metric")
     table.add_column("value", justify="right")
     for name, value in metrics.items():
