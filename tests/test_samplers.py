@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from deepmetric.samplers import HierarchicalSampler, MPerClassSampler
 
 # 6 classes of 4 items, interleaved: with m=2 and 2 classes per batch, 12 chunks fill exactly
-# 6 batches, 3 per rank for 2 ranks, so every item is used exactly once per epoch.
+# 6 batches, so every item is used exactly once per epoch (half of each batch per rank for 2).
 EVEN_LABELS = [c for _ in range(4) for c in (3, 1, 4, 0, 5, 9)]
 
 
@@ -60,7 +60,7 @@ def settings_and_labels(draw: st.DrawFn) -> tuple[list[int], int, int, bool, int
         m * per_batch,
         replacement,
         draw(st.integers(0, 2**40)),
-        draw(st.integers(1, 3)),
+        draw(st.integers(1, min(3, m * per_batch))),  # a batch is shared by at most its size
     )
 
 
@@ -83,14 +83,14 @@ def test_every_batch_is_m_per_class_and_the_epoch_covers_every_item(
         for rank in range(replicas)
     ]
     global_batches = shares[0].global_batches().tolist()
-    seen: set[int] = set()
-    for rank, sampler in enumerate(shares):
-        batches = list(sampler)
-        assert len(batches) == len(sampler) == len(global_batches) // replicas
-        assert batches == global_batches[rank::replicas]
+    check_epoch(global_batches, labels, m, batch_size)
+    slices = [list(sampler) for sampler in shares]
+    for sampler, batches in zip(shares, slices, strict=True):
+        assert len(batches) == len(sampler) == len(global_batches)
         assert sampler.global_batches().tolist() == global_batches
-        check_epoch(batches, labels, m, batch_size)
-        seen.update(i for batch in batches for i in batch)
+    # the ranks' slices of each step, in rank order, are that step's global batch
+    assert [sum(step, []) for step in zip(*slices, strict=True)] == global_batches
+    seen = {i for batch in global_batches for i in batch}
     assert seen == set(range(len(labels)))  # every item, hence every class
 
 
@@ -99,7 +99,7 @@ def test_length_is_the_fewest_batches_that_hold_every_chunk() -> None:
     # 9; the small classes are oversampled to fill the other slots.
     labels = [0] * 30 + [1, 1, 2, 2, 3, 3]
     assert len(MPerClassSampler(labels, 2, 4)) == 15
-    assert len(MPerClassSampler(labels, 2, 4, num_replicas=2, rank=1)) == 8  # 16 // 2
+    assert len(MPerClassSampler(labels, 2, 4, num_replicas=2, rank=1)) == 15  # same steps
     batches = list(MPerClassSampler(labels, 2, 4))
     assert all(sum(labels[i] == 0 for i in batch) == 2 for batch in batches)
     # Balanced: 4 classes of 5 items and m=2 give 3 chunks each, the last topped up from the
@@ -153,12 +153,11 @@ def test_rank_shares_are_disjoint_equal_and_cover_the_global_list(replicas: int)
         sampler.set_epoch(4)
     batches = [list(sampler) for sampler in shares]
     global_batches = shares[0].global_batches().tolist()
-    assert {len(share) for share in batches} == {len(global_batches) // replicas}
-    assert sorted(b for share in batches for b in share) == sorted(global_batches)
-    positions = [
-        {global_batches.index(b, rank) for b in share} for rank, share in enumerate(batches)
-    ]
-    assert all(p.isdisjoint(q) for i, p in enumerate(positions) for q in positions[i + 1 :])
+    assert {len(share) for share in batches} == {len(global_batches)}  # every rank, every step
+    for step, whole in enumerate(global_batches):
+        parts = [share[step] for share in batches]
+        assert sum(parts, []) == whole  # disjoint slices that make up the batch, in rank order
+        assert max(map(len, parts)) - min(map(len, parts)) <= 1  # near-equal
     # With nothing padded or topped up, the ranks share no dataset item either.
     even = [
         set(sum(MPerClassSampler(EVEN_LABELS, 2, 4, num_replicas=2, rank=r), [])) for r in (0, 1)
@@ -339,3 +338,8 @@ def test_classes_smaller_than_m_warn_once_with_the_counts() -> None:
         "1 of 3 classes have fewer than m=4 items (the smallest 2); their items repeat within a "
         "batch"
     ]
+
+
+def test_a_batch_smaller_than_the_process_count_is_refused() -> None:
+    with pytest.raises(ValueError, match="batch_size 2 cannot be shared by 3 processes"):
+        MPerClassSampler(EVEN_LABELS, 2, 2, num_replicas=3, rank=0)

@@ -8,14 +8,16 @@ How one epoch is built, from ``(seed, epoch)`` alone and so identically on every
    only with ``replacement=True``) repeats its shuffle cyclically, each item ``m // n`` or
    ``m // n + 1`` times. One such pass over a class gives ``ceil(n / m)`` chunks.
 2. The number of batches is the smallest that holds every chunk with distinct classes in each
-   batch, ``max(ceil(chunks / classes_per_batch), most chunks of one class)``, rounded up to a
-   multiple of ``num_replicas``. Free slots get extra chunks, given to the classes with the fewest
+   batch, ``max(ceil(chunks / classes_per_batch), most chunks of one class)``. Free slots get
+   extra chunks, given to the classes with the fewest
    chunks first (ties broken at random); an extra chunk comes from a fresh pass over its class.
    Nothing is dropped, so every item (hence every class) appears at least once per epoch.
 3. Chunks are packed batch by batch: distinct classes are drawn in proportion to their chunks
    left, except that a class with a chunk for every batch left must be taken, which is what makes
    the packing always succeed. The batch order is then shuffled.
-4. Rank ``r`` of ``R`` takes batches ``r, r + R, r + 2R, ...``: disjoint shares of equal length.
+4. ``batch_size`` is the global batch. Rank ``r`` of ``R`` takes the ``r``-th of ``R`` near-equal
+   slices of every batch, so ``R`` processes step through the same batches as one process, and
+   a loss over the gathered slices sees the whole batch, in its order.
 
 Hierarchical batches (``groups`` and ``classes_per_group``: a coarse label such as an alphabet, a
 product super-class or a bird order) replace step 3: each batch takes
@@ -175,16 +177,15 @@ class MPerClassSampler(Sampler[list[int]]):
     A batch sampler: use it as ``DataLoader(dataset, batch_sampler=sampler)``. It yields lists of
     dataset indices, ``batch_size`` long, grouped by class (``m`` consecutive items per class). The
     epoch is described in the module docstring: every item is seen at least once, small classes
-    are oversampled to fill batches, and ``len(sampler)`` is the number of batches this rank gets.
+    are oversampled to fill batches, and ``len(sampler)`` is the number of batches (steps).
 
     Randomness comes only from a private generator seeded by ``(seed, epoch)``, never the global
     RNG: the same seed and epoch give the same batches, and iterating twice without
     ``set_epoch`` repeats the epoch. Call ``set_epoch(epoch)`` at the start of each epoch.
 
     Under ``torch.distributed``, ``num_replicas`` and ``rank`` default to the process group (else
-    1 and 0). Every rank must use the same ``seed``: each builds the same global batch list,
-    padded with extra chunks to a multiple of ``num_replicas`` batches (never by repeating a
-    batch), and takes every ``num_replicas``-th batch from ``rank`` on.
+    1 and 0). Every rank must use the same ``seed``: each builds the same batch list and takes its
+    slice of every batch (``batch_size`` is the global batch, at least ``num_replicas``).
 
     Unlike pytorch-metric-learning's ``MPerClassSampler``, which draws classes at random for a
     fixed ``length_before_new_iter``, an epoch here covers the data set, and ``replacement`` must
@@ -193,7 +194,7 @@ class MPerClassSampler(Sampler[list[int]]):
     Args:
         labels: ``(n,)`` integer class of each dataset item (list, numpy array or tensor).
         m: items per class in a batch.
-        batch_size: items per batch; a multiple of ``m``.
+        batch_size: items per batch over all processes; a multiple of ``m``.
         seed: the shared seed; combined with the epoch.
         replacement: allow classes with fewer than ``m`` items; their chunk repeats items. Classes
             with at least ``m`` items are sampled the same way either way.
@@ -247,7 +248,12 @@ class MPerClassSampler(Sampler[list[int]]):
         needed = max(
             -(-int(self._per_pass.sum()) // self.classes_per_batch), int(self._per_pass.max())
         )
-        self._global_len = -(-needed // self.num_replicas) * self.num_replicas
+        self._global_len = needed
+        if self.batch_size < self.num_replicas:
+            raise ValueError(
+                f"batch_size {self.batch_size} cannot be shared by {self.num_replicas} processes;"
+                " it is the global batch: make it at least the number of processes"
+            )
 
     def _check_classes(self, classes: Tensor, sizes: Tensor) -> None:
         if len(classes) < self.classes_per_batch:
@@ -276,7 +282,7 @@ class MPerClassSampler(Sampler[list[int]]):
         self.epoch = int(check_int("epoch", epoch))
 
     def global_batches(self) -> Tensor:
-        """``(num_replicas * len(self), batch_size)`` dataset indices: the epoch of all ranks."""
+        """``(len(self), batch_size)`` dataset indices: the epoch's global batches."""
         gen = _generator(self.seed, self.epoch)
         per_batch = self.classes_per_batch
         extra = self._global_len * per_batch - int(self._per_pass.sum())
@@ -297,11 +303,12 @@ class MPerClassSampler(Sampler[list[int]]):
         return _pack(counts, self.classes_per_batch, gen)
 
     def __iter__(self) -> Iterator[list[int]]:
-        share = self.global_batches()[self.rank :: self.num_replicas]
+        edges = [r * self.batch_size // self.num_replicas for r in range(self.num_replicas + 1)]
+        share = self.global_batches()[:, edges[self.rank] : edges[self.rank + 1]]
         return iter(share.tolist())
 
     def __len__(self) -> int:
-        return self._global_len // self.num_replicas
+        return self._global_len
 
 
 class HierarchicalSampler(MPerClassSampler):

@@ -101,8 +101,8 @@ def test_the_gather_handles_uneven_shares_and_sums_gradients(ranks) -> None:  # 
         assert torch.equal(out["grad"], WORLD * weight[rows])  # DDP's average then gives weight
 
 
-def test_train_under_two_processes_splits_the_epoch_and_keeps_ranks_in_step(ranks) -> None:  # type: ignore[no-untyped-def]
+def test_train_under_two_processes_shares_each_batch_and_keeps_ranks_in_step(ranks) -> None:  # type: ignore[no-untyped-def]
     single = train(tiny_model(), digits(), loss=proxy_loss(), options=options(epochs=1))
-    assert all(int(out["steps"]) == single.steps // WORLD for out in ranks)
+    assert all(int(out["steps"]) == single.steps for out in ranks)  # each rank: a slice a step
     trained = [k for k in ranks[0] if k.startswith("trained.")]
     assert trained and all(torch.equal(ranks[0][k], ranks[1][k]) for k in trained)

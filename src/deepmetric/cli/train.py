@@ -25,9 +25,14 @@ def train(
     threads: int | None = threads_option(),
     device: str | None = device_option(),
 ) -> None:
-    """Train a model; writes config.yaml, checkpoints/, metrics.jsonl, model/ and report.html."""
+    """Train a model; writes config.yaml, checkpoints/, metrics.jsonl, model/ and report.html.
+
+    Under torchrun (``torchrun --nproc-per-node N $(which deepmetric) train CONFIG``) every
+    process joins the group, takes its share of each batch, and rank 0 alone writes and prints.
+    """
     from ..config import load_config
     from ..runs import run_training
+    from ..training.distributed import is_main_process, process_group_from_environment
 
     if device is not None:
         overrides = [*overrides, f"runtime.device={checked_device(device)}"]
@@ -38,9 +43,13 @@ def train(
     if threads is not None or cfg.runtime.threads is None:  # record what the run uses
         count = set_threads(threads)
         cfg = guarded(lambda: load_config(config, [*overrides, f"runtime.threads={count}"]))
-    typer.echo(f"training {config} -> {cfg.output.dir}", err=True)
     try:
-        outcome = guarded(lambda: run_training(cfg, resume=resume, overwrite=overwrite))
+        with process_group_from_environment(cfg.runtime.device):
+            if is_main_process():
+                typer.echo(f"training {config} -> {cfg.output.dir}", err=True)
+            outcome = guarded(lambda: run_training(cfg, resume=resume, overwrite=overwrite))
+            if not is_main_process():
+                return
     except KeyboardInterrupt:
         checkpoints = Path(cfg.output.dir) / "checkpoints"
         if not checkpoints.is_dir() or not any(checkpoints.iterdir()):

@@ -43,8 +43,10 @@ from ..data import (
 from ..models import Embedder, check_preprocessing, load_pretrained
 from ..models.embed import embed
 from ..training import Callback, TrainResult, read_jsonl, train
-from .folder import prepare_run_folder
+from ..training.distributed import barrier, is_main_process
+from .folder import check_run_folder, prepare_run_folder
 from .protocols import episodes_of, evaluate_embeddings
+from .report import write_run_report
 from ..config.schema import ConfigError, RunConfig, save_config
 
 CONFIG_FILE = "config.yaml"
@@ -289,10 +291,37 @@ def run_training(
     """Train as ``config`` says, then evaluate on the test classes; see the module docstring.
 
     ``output.dir`` must be new, empty, or a run folder continued with ``resume`` or started
-    again with ``overwrite`` (:func:`~deepmetric.runs.folder.prepare_run_folder`).
+    again with ``overwrite`` (:func:`~deepmetric.runs.folder.check_run_folder`). Under a
+    process group (``torchrun``) every rank trains its share and rank 0 alone writes files and
+    evaluates; the other ranks get an outcome without metrics.
     """
+    data = _checked_data(config)
+    out_dir, main = Path(config.output.dir), is_main_process()
+    check_run_folder(out_dir, resume=resume, overwrite=overwrite)  # every rank: same verdict
+    if main:
+        prepare_run_folder(out_dir, resume=resume, overwrite=overwrite)
+    barrier()
+    model = build_model(config)
+    if len(data.train):
+        model.preprocessing = image_preprocessing(config.augmentation, data.train[0][0])
+    loss = build_loss(config, data.train.num_classes, int(model.embedding_dim))
+    if main:
+        save_config(config, out_dir / CONFIG_FILE)
+    wanted = main and (config.output.report or config.output.baselines)
+    before = embed_test(model, data.test, config) if wanted else None
+    result = train(
+        model, data.train, loss=loss, miner=build_miner(config), val_data=data.val,
+        options=config.train_options(), callbacks=callbacks, out_dir=out_dir, resume=resume,
+    )  # fmt: skip
+    if not main:
+        return RunOutcome(result, {}, out_dir, None)
+    return _test_and_report(config, data, model, result, before)
+
+
+def _checked_data(config: RunConfig) -> RunData:
+    """The run's data, after the checks that need no folder: the device, the test classes."""
     check_device(config.runtime.device, "runtime.device")  # before anything is written
-    data = build_data(config)  # bad data fails before the folder is touched
+    data = build_data(config)
     classes = len(data.test.class_names)
     needs_two = [p for p in config.evaluation.protocols() if p != "verification"]
     if needs_two and classes < 2:
@@ -300,25 +329,14 @@ def run_training(
             f"the {needs_two[0]} protocol needs at least 2 test classes; the test set has "
             f"{classes}: hold out more (data.test_classes, data.test_fraction or data.test)"
         )
-    out_dir = prepare_run_folder(Path(config.output.dir), resume=resume, overwrite=overwrite)
-    model = build_model(config)
-    if len(data.train):
-        model.preprocessing = image_preprocessing(config.augmentation, data.train[0][0])
-    loss = build_loss(config, data.train.num_classes, int(model.embedding_dim))
-    save_config(config, out_dir / CONFIG_FILE)
-    wanted = config.output.report or config.output.baselines
-    before = embed_test(model, data.test, config) if wanted else None
-    result = train(
-        model,
-        data.train,
-        loss=loss,
-        miner=build_miner(config),
-        val_data=data.val,
-        options=config.train_options(),
-        callbacks=callbacks,
-        out_dir=out_dir,
-        resume=resume,
-    )
+    return data
+
+
+def _test_and_report(
+    config: RunConfig, data: RunData, model: Embedder, result: TrainResult, before: Any
+) -> RunOutcome:
+    """Test metrics, baselines and the report of a finished training, written to its folder."""
+    out_dir = Path(config.output.dir)
     after = embed_test(model, data.test, config)
     metrics = evaluate_embeddings(after, data.test, config.evaluation)
     write_text_atomically(out_dir / "test_metrics.json", json.dumps(_strict(metrics), indent=2))
@@ -341,47 +359,3 @@ def _strict(metrics: Mapping[str, float]) -> dict[str, float | None]:
     return {k: v if math.isfinite(v) else None for k, v in metrics.items()}
 
 
-def _images(data: LabeledDataset) -> np.ndarray | None:
-    """``(n, H, W)`` or ``(n, H, W, C)`` pictures of an in-memory image set, for the report."""
-    if not isinstance(data, ArrayDataset) or data.inputs.dim() != 4:
-        return None
-    pictures = data.inputs.permute(0, 2, 3, 1).numpy()
-    return pictures[..., 0] if pictures.shape[3] == 1 else pictures
-
-
-def write_run_report(
-    config: RunConfig,
-    out_dir: Path,
-    before: Any,
-    after: Any,
-    test: LabeledDataset,
-    pixels: Any = None,
-) -> Path:
-    """``out_dir/report.html`` from the training log and the test embeddings (and the raw
-    inputs as a baseline when given); few-shot runs get their first episodes drawn."""
-    from ..report import EmbeddingSet, build_report
-
-    log = out_dir / "metrics.jsonl"
-    history = read_jsonl(log) if log.is_file() else []
-    names = list(test.class_names)
-    images = _images(test)
-    ev = config.evaluation
-    episodes = None
-    if "fewshot" in ev.protocols() and images is not None:
-        episodes = episodes_of(test, ev.model_copy(update={"episodes": min(ev.episodes, 200)}))
-
-    def view(x: Any) -> EmbeddingSet:
-        return EmbeddingSet(x.numpy(), test.labels, images=images, class_names=names)
-
-    return build_report(
-        out_dir / "report.html",
-        history=history,
-        before=view(before),
-        after=view(after),
-        baseline=None if pixels is None else view(pixels),
-        config=config.to_dict(),
-        title=f"deepmetric run: {out_dir.name}",
-        metric=ev.metric,
-        ks=ev.ks,
-        episodes=episodes,
-    )

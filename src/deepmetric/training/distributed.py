@@ -17,6 +17,8 @@ exactly the gradient of one process on the concatenated batch.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -41,6 +43,21 @@ def world() -> tuple[int, int]:
 def is_main_process() -> bool:
     """Whether this process is rank 0 (or the only one): the one that writes files."""
     return world()[1] == 0
+
+
+@contextmanager
+def process_group_from_environment(device: str = "cpu") -> Iterator[None]:
+    """Join the process group that ``torchrun`` describes in the environment (``WORLD_SIZE``,
+    ``RANK``, ``MASTER_ADDR``, ...) for the duration: nccl for CUDA, gloo otherwise. Outside
+    torchrun, or with a group already running, it does nothing."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
+        yield
+        return
+    dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    try:
+        yield
+    finally:
+        dist.destroy_process_group()
 
 
 def barrier() -> None:
@@ -159,6 +176,7 @@ __all__ = [
     "is_distributed",
     "is_main_process",
     "local_device",
+    "process_group_from_environment",
     "wrap_model",
     "world",
 ]

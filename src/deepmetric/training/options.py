@@ -206,7 +206,7 @@ class SamplerOptions:
     ``classes_per_group``).
 
     Args:
-        batch_size: items per optimiser step on each process.
+        batch_size: items per optimiser step, over all processes (each takes its slice).
         m_per_class: items of each class in a batch; ``batch_size`` must be a multiple of it.
         classes_per_group: hierarchical batches: this many classes from each of several
             groups per batch; needs ``TrainOptions.group``.
