@@ -37,7 +37,6 @@ def serve(
     with readable_errors():
         if writes and not os.environ.get("DEEPMETRIC_TOKEN"):
             raise ValueError("--writes needs a token in the DEEPMETRIC_TOKEN environment variable")
-        typer.echo(f"serving {index_dir} on http://{host}:{port} ({workers} worker(s))")
         run(
             index_dir,
             host=host,
@@ -48,4 +47,7 @@ def serve(
             max_upload_bytes=int(max_upload_mb * 2**20),
             threads=threads,
             device=checked_device(device),
+            ready=lambda: typer.echo(
+                f"serving {index_dir} on http://{host}:{port} ({workers} worker(s))"
+            ),
         )

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from .protocols import evaluate_embeddings, label_pairs
 from .train import (
     CONFIG_FILE,
     RunData,
@@ -23,7 +24,6 @@ from .train import (
     saved_eval_transform,
     seeded,
 )
-from .protocols import evaluate_embeddings, label_pairs
 
 __all__ = [
     "CONFIG_FILE",

@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from ..config import RunConfig, load_config
 from .train import run_training
-from ..training import State
 
 RECIPE = Path(__file__).parents[1] / "recipes" / "demo.yaml"
 ROWS = ("raw pixels", "untrained network", "trained network")

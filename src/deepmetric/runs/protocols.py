@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..config.schema import ConfigError, EvaluationConfig
 from ..data import LabeledDataset
 from ..evaluation import (
     Episodes,
@@ -32,7 +33,6 @@ from ..evaluation import (
     sample_episodes,
     verification_metrics,
 )
-from ..config.schema import ConfigError, EvaluationConfig
 
 
 def _flag(data: LabeledDataset, key: str) -> np.ndarray | None:

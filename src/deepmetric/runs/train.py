@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import inspect
 import json
 import math
 import os
@@ -31,6 +30,7 @@ from torch import Tensor, nn
 
 from .._atomic import write_text_atomically
 from .._checks import check_device
+from ..config.schema import ConfigError, RunConfig, save_config
 from ..data import (
     ArrayDataset,
     AugmentConfig,
@@ -42,12 +42,11 @@ from ..data import (
 )
 from ..models import Embedder, check_preprocessing, load_pretrained
 from ..models.embed import embed
-from ..training import Callback, TrainResult, read_jsonl, train
+from ..training import Callback, TrainResult, train
 from ..training.distributed import barrier, is_main_process
 from .folder import check_run_folder, prepare_run_folder
-from .protocols import episodes_of, evaluate_embeddings
+from .protocols import evaluate_embeddings
 from .report import write_run_report
-from ..config.schema import ConfigError, RunConfig, save_config
 
 CONFIG_FILE = "config.yaml"
 
@@ -175,9 +174,7 @@ def build_loss(config: RunConfig, num_classes: int, embedding_dim: int) -> nn.Mo
     from .. import losses
 
     with seeded(config.runtime.seed):  # proxies and class weights start the same every run
-        return losses.build(
-            config.loss, num_classes=num_classes, embedding_dim=embedding_dim
-        )
+        return losses.build(config.loss, num_classes=num_classes, embedding_dim=embedding_dim)
 
 
 def build_miner(config: RunConfig) -> nn.Module | None:
@@ -357,5 +354,3 @@ def _test_and_report(
 def _strict(metrics: Mapping[str, float]) -> dict[str, float | None]:
     """Strict JSON: unmeasurable (non-finite) values as null."""
     return {k: v if math.isfinite(v) else None for k, v in metrics.items()}
-
-

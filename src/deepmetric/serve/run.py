@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,7 @@ def serve(
     max_upload_bytes: int = MAX_UPLOAD_BYTES,
     threads: int = 1,
     device: str = "cpu",
+    ready: Callable[[], None] | None = None,
 ) -> None:
     """Serve the index at ``index_path`` until interrupted (blocks).
 
@@ -68,6 +70,8 @@ def serve(
     }
     os.environ[SETTINGS_VARIABLE] = json.dumps(settings)
     app_from_environment()  # fail here, with a readable error, rather than in every worker
+    if ready is not None:
+        ready()  # the settings work: say so before uvicorn takes over
     uvicorn.run(
         "deepmetric.serve.run:app_from_environment",
         factory=True,
