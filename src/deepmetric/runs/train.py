@@ -295,6 +295,7 @@ def run_training(
     data = _checked_data(config)
     out_dir, main = Path(config.output.dir), is_main_process()
     check_run_folder(out_dir, resume=resume, overwrite=overwrite)  # every rank: same verdict
+    barrier()  # every rank has looked before rank 0 changes the folder
     if main:
         prepare_run_folder(out_dir, resume=resume, overwrite=overwrite)
     barrier()
