@@ -19,11 +19,11 @@ Example:
 
 from ._base import MahalanobisLearner, MahalanobisMetric
 from .deep import DeepMetricLearner
+from .embedding import EmbeddingTransformer
 from .itml import ITML, itml_projections
 from .lmnn import LMNN, lmnn_loss, target_neighbors
 from .nca import NCA, nca_loss, nca_objective, neighbourhood_scale
 from .pairs import ITMLPairs
-from .transformer import EmbeddingTransformer
 
 __all__ = [
     "ITML",

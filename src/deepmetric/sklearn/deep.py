@@ -16,7 +16,7 @@ from .. import losses, miners
 from .._checks import check_int, check_number
 from ..samplers import MPerClassSampler
 from ._base import Array, check_classes, resolve_device, seed_from
-from .transformer import embed
+from .embedding import embed
 
 _SAMPLER_DEFAULTS = {"m": 4, "batch_size": 64}
 
