@@ -131,6 +131,7 @@ class Progress:
     def __init__(self, *, epochs: int, select: str, stream: TextIO | None = None) -> None:
         self.epochs, self.select = epochs, select
         self.stream = sys.stderr if stream is None else stream
+        self.live = self.stream.isatty()
         self.start: float | None = None
         self.first = 0  # the step the timing starts from (a resumed run starts midway)
         self._bar: Any = None
@@ -139,8 +140,7 @@ class Progress:
     def line(self, state: State) -> str:
         """``epoch e/E  step s/S  loss l  val <select> v  elapsed  ETA t``."""
         now = time.perf_counter()
-        if self.start is None:
-            self.start, self.first = now, state.step - 1
+        self.start = now if self.start is None else self.start
         total = state.steps_per_epoch * self.epochs
         done = max(state.step - self.first, 1)
         elapsed = now - self.start
@@ -155,11 +155,14 @@ class Progress:
 
     def update(self, state: State) -> None:
         """Show ``state`` (called after every step and at every epoch's end)."""
-        text = self.line(state)
-        if not self.stream.isatty():
+        if self.start is None:
+            self.start, self.first = time.perf_counter(), state.step - 1
+        if not self.live:  # a log: one line per epoch, nothing formatted in between
             if state.epoch_end:
-                print(text, file=self.stream, flush=True)
+                self.stream.write(self.line(state) + "\n")
+                self.stream.flush()
             return
+        text = self.line(state)
         if self._bar is None:
             from rich.console import Console
             from rich.progress import BarColumn, TextColumn
