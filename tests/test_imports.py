@@ -18,8 +18,8 @@ LAYERS: dict[str, int] = {
     **dict.fromkeys(["_atomic", "_checks", "_threads", "_version", "distances"], 0),
     **dict.fromkeys(["registry", "roc", "search", "tuples"], 1),
     **dict.fromkeys(["data", "evaluation", "losses", "miners", "models", "samplers"], 2),
-    **dict.fromkeys(["index", "sklearn", "training"], 3),
-    **dict.fromkeys(["apps", "explain", "report", "serve"], 4),
+    **dict.fromkeys(["explain", "index", "sklearn", "training"], 3),
+    **dict.fromkeys(["apps", "report", "serve"], 4),
     **dict.fromkeys(["config", "recipes"], 5),
     **dict.fromkeys(["runs", "tune"], 6),
     **dict.fromkeys(["", "cli"], 7),  # "" is the package itself: only the CLI sits beside it
