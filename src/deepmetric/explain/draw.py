@@ -1,7 +1,7 @@
 """Pictures of explanations: both images, their maps overlaid, the top correspondences as lines.
 
-Red marks where similarity comes from, blue where it is lost; the opacity follows the size of
-each contribution against the largest of the pair.
+Yellow marks where similarity comes from, blue where it is lost; the opacity follows the size of
+each contribution against the largest of the pair (the 99th percentile for pixel maps).
 """
 
 from __future__ import annotations
@@ -39,22 +39,25 @@ def _picture(image: Any) -> np.ndarray:
 def _overlay(
     picture: np.ndarray, cells: np.ndarray, scale: float, size: tuple[int, int]
 ) -> Image.Image:
-    """The picture at ``size`` (w, h) with the map resized over it, red for positive."""
+    """The picture at ``size`` (w, h) with the map resized over it, yellow for positive."""
     base = Image.fromarray(picture).resize(size, Image.Resampling.NEAREST)
     values = Image.fromarray(np.asarray(cells, dtype=np.float32)).resize(
         size, Image.Resampling.BILINEAR
     )
     value = np.asarray(values, dtype=np.float64) / scale if scale > 0 else np.zeros(size[::-1])
     alpha = np.clip(np.abs(value), 0, 1)[..., None] * 0.65
-    colour = np.where(value[..., None] >= 0, [[[230, 30, 30]]], [[[30, 90, 230]]])
+    colour = np.where(value[..., None] >= 0, [[[255, 214, 0]]], [[[0, 110, 255]]])
     mixed = np.asarray(base, dtype=np.float64) * (1 - alpha) + colour * alpha
     return Image.fromarray(np.clip(mixed + 0.5, 0, 255).astype(np.uint8))
 
 
-def _scale(*maps: np.ndarray) -> float:
-    """The opacity scale: the 99th percentile of |contribution| (robust for pixel maps)."""
-    values = np.abs(np.concatenate([np.ravel(m) for m in maps]))
-    return float(np.percentile(values, 99)) if values.size else 0.0
+def _scale(explanation: PairExplanation) -> float:
+    """The opacity scale: the largest |contribution| of a cell map, the 99th percentile of a
+    pixel map (a few pixels would otherwise wash the rest out)."""
+    values = np.abs(np.concatenate([explanation.map_a.ravel(), explanation.map_b.ravel()]))
+    if not values.size:
+        return 0.0
+    return float(values.max() if explanation.pairs is not None else np.percentile(values, 99))
 
 
 def draw_pair(
@@ -76,7 +79,7 @@ def draw_pair(
         raise ValueError("draw_pair draws image explanations; this one is of vector inputs")
     pictures = [_picture(image_a), _picture(image_b)]
     sizes = [(max(1, round(p.shape[1] * height / p.shape[0])), height) for p in pictures]
-    scale = _scale(explanation.map_a, explanation.map_b)
+    scale = _scale(explanation)
     panels = [
         _overlay(pictures[0], explanation.map_a, scale, sizes[0]),
         _overlay(pictures[1], explanation.map_b, scale, sizes[1]),

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
@@ -71,6 +71,8 @@ class Encoder:
                     )
                 img.load()
                 converted = to_mode(img, self.channels)
+        except UnidentifiedImageError:
+            raise ValueError("the data is not a readable image (unknown format)") from None
         except (OSError, SyntaxError, Image.DecompressionBombError) as err:
             raise ValueError(f"the data is not a readable image ({err})") from None
         height, width = self.image_size
@@ -78,10 +80,21 @@ class Encoder:
             converted = converted.resize((width, height), Image.Resampling.BILINEAR)
         return pil_to_tensor(converted)
 
+    def prepare(self, images: Tensor) -> Tensor:
+        """``images`` in [0, 1] standardised as the model was trained: ``(x - mean) / std``."""
+        return (images.float() - self.mean) / self.std
+
     def encode(self, images: Tensor) -> np.ndarray:
         """``images: (n, channels, height, width)`` in [0, 1] -> ``(n, dim)`` float32 vectors."""
-        x = (images.float() - self.mean) / self.std
-        return embed(self.model, x, batch_size=256).numpy()
+        return embed(self.model, self.prepare(images), batch_size=256).numpy()
+
+    def read_files(self, paths: Sequence[str | PathLike[str]]) -> Tensor:
+        """Image files as ``(n, channels, height, width)`` in [0, 1] at the model's size
+        (OSError naming a file that cannot be decoded)."""
+        images = [
+            load_image(str(p), image_size=self.image_size, channels=self.channels) for p in paths
+        ]
+        return torch.stack(images)
 
     def encode_bytes(self, blobs: Sequence[bytes]) -> np.ndarray:
         """Uploaded image files -> ``(n, dim)`` vectors (ValueError for a non-image)."""
@@ -89,10 +102,7 @@ class Encoder:
 
     def encode_files(self, paths: Sequence[str]) -> np.ndarray:
         """Image files -> ``(n, dim)`` vectors (OSError naming a file that cannot be decoded)."""
-        images = [
-            load_image(str(p), image_size=self.image_size, channels=self.channels) for p in paths
-        ]
-        return self.encode(torch.stack(images))
+        return self.encode(self.read_files(paths))
 
     def encode_dataset(self, data: Dataset[Any], batch_size: int = 256) -> np.ndarray:
         """A dataset of ``(image, label)`` items, already decoded at this encoder's size and
