@@ -141,7 +141,7 @@ def _neighbours(
     files = [item for item in items if item.source and Path(item.source).is_file()]
     if not files:
         raise ValueError(f"the items found in {index_dir} have no image files to explain")
-    ranked = _read(encoder, [Path(item.source) for item in files])
+    ranked = _read(encoder, [Path(str(item.source)) for item in files])
     evidence = neighbour_evidence(
         encoder.model, x[0], encoder.prepare(ranked), [item.label for item in files], k=k,
         ids=[item.id for item in files], metric=index.metric, **options,
