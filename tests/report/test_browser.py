@@ -1,7 +1,8 @@
 """The report in a real headless Chromium: it renders every image and logs no console error.
 
 Skipped when Chromium, its driver or selenium is missing. ``python -m tests.report.test_browser
-REPORT PNG`` screenshots a report (docs/report.png comes from the demo's report).
+REPORT PNG [ANCHOR]`` screenshots a report, or one section of it (docs/report.png comes from
+the demo's report, docs/report-explain.png from its ``explain`` section).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.report.test_report import _small_sets
+from tests.report.test_explained import explained_sets
 from tests.serve.test_browser import CHROMIUM, DRIVER, FLAGS
 
 
@@ -47,16 +48,20 @@ def test_report_renders_without_console_errors(tmp_path: Path) -> None:
         pytest.skip(f"needs Chromium at {CHROMIUM} and chromedriver at {DRIVER}")
     from deepmetric.report import build_report
 
-    before, after = _small_sets()
+    before, after, explain = explained_sets()
     page = build_report(tmp_path / "report.html", history=[{"epoch": 1, "loss": 0.5}],
                         before=before, after=after, config={"loss": "supcon"},
-                        projection="pca")  # fmt: skip
+                        projection="pca", explain=explain)  # fmt: skip
     driver = open_report(page)
     try:
         images = driver.execute_script(
             "return [...document.images].map(i => i.complete && i.naturalWidth > 0)"
         )
         assert images and all(images)
+        pairs = driver.execute_script(
+            "return [...document.querySelectorAll('.explained img')].map(i => i.naturalWidth)"
+        )
+        assert pairs and all(width > 300 for width in pairs)  # two panels side by side
         errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
         assert errors == []
         assert "deepmetric run" in driver.title
@@ -68,6 +73,11 @@ if __name__ == "__main__":
     browser = open_report(Path(sys.argv[1]))
     height = browser.execute_script("return document.body.scrollHeight")
     browser.set_window_size(1200, min(int(height), 4000))
-    browser.save_screenshot(sys.argv[2])
+    if len(sys.argv) > 3:
+        from selenium.webdriver.common.by import By
+
+        browser.find_element(By.ID, sys.argv[3]).screenshot(sys.argv[2])
+    else:
+        browser.save_screenshot(sys.argv[2])
     print("console errors:", [e for e in browser.get_log("browser") if e["level"] == "SEVERE"])
     close(browser)

@@ -29,6 +29,7 @@ from .analysis import (
     sample_queries,
 )
 from .environment import environment_info
+from .explained import Explainer, explained_section
 from .history import history_panels
 from .html import key_values, page, section, text
 
@@ -49,6 +50,7 @@ def build_report(
     baseline: EmbeddingSet | None = None,
     projection: Projection = "auto",
     episodes: Episodes | None = None,
+    explain: Explainer | None = None,
 ) -> Path:
     """Write the run report: one self-contained HTML file, every plot an inline PNG.
 
@@ -77,6 +79,10 @@ def build_report(
         episodes: few-shot episodes over the evaluation items (``sample_episodes``): the report
             draws the first as images and lists queries the baseline gets wrong and the model
             right (needs ``after.images``).
+        explain: ``explain(query, others)`` explains item ``query`` against each of ``others``
+            (positions among the evaluation items, e.g. ``deepmetric.explain.explain_pairs``
+            on the model's inputs): the report draws the pair maps of the worst queries and of
+            good retrievals (needs ``after.images``).
 
     Returns:
         The path written.
@@ -103,7 +109,7 @@ def build_report(
         *_history_sections(history, before, after, labels, metric),
         sections.recall(metrics, ks),
         _projection(before, after, labels, names, metric, projection),
-        *_query_sections(after, labels, item_names, metric),
+        *_query_sections(after, labels, item_names, metric, explain),
         _fewshot(episodes, after, baseline, metric),
         _table_section("config", config),
         _table_section("environment", environment_info() if environment is None else environment),
@@ -202,21 +208,35 @@ def _projection(
 
 
 def _query_sections(
-    after: EmbeddingSet, labels: np.ndarray, item_names: list[str], metric: Metric
+    after: EmbeddingSet,
+    labels: np.ndarray,
+    item_names: list[str],
+    metric: Metric,
+    explain: Explainer | None,
 ) -> list[str]:
+    """The retrieval examples, the worst queries and, with ``explain``, their pair maps."""
     scores, valid = query_scores(after.embeddings, labels, metric)
     candidates = np.flatnonzero(valid)
     worst = candidates[np.lexsort((candidates, scores[candidates]))][:8]
     examples = sample_queries(labels, 8, seed=_SEED)
     images = after.images
-    out = []
+    out, found = [], {}
     for anchor, chosen, caption in (
         ("retrieval", examples, _RETRIEVAL_CAPTION),
         ("worst", worst, _WORST_CAPTION),
     ):
-        found = describe_queries(after.embeddings, labels, chosen, scores, k=5, metric=metric)
-        out.append(sections.queries_section(anchor, caption, found, labels, item_names, images))
-    return out
+        found[anchor] = describe_queries(
+            after.embeddings, labels, chosen, scores, k=5, metric=metric
+        )
+        out.append(
+            sections.queries_section(anchor, caption, found[anchor], labels, item_names, images)
+        )
+    if explain is None or images is None:
+        return [*out, ""]
+    pairs = explained_section(
+        found["worst"], found["retrieval"], labels, item_names, images, explain
+    )
+    return [*out, pairs]
 
 
 def _predictions(x: Any, episodes: Episodes, metric: Metric) -> np.ndarray:

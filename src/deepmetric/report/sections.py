@@ -24,6 +24,7 @@ SECTIONS = {
     "projection": "Embedding projection",
     "retrieval": "Retrieval examples",
     "worst": "Worst queries",
+    "explain": "Why pairs match",
     "fewshot": "Few-shot episodes",
     "config": "Configuration",
     "environment": "Environment",

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from torch import Tensor, nn
 
 from ..config.schema import RunConfig
 from ..data import ArrayDataset, LabeledDataset
@@ -28,9 +30,13 @@ def write_run_report(
     after: Any,
     test: LabeledDataset,
     pixels: Any = None,
+    model: nn.Module | None = None,
+    transform: nn.Module | None = None,
 ) -> Path:
     """``out_dir/report.html`` from the training log and the test embeddings (and the raw
-    inputs as a baseline when given); few-shot runs get their first episodes drawn."""
+    inputs as a baseline when given); few-shot runs get their first episodes drawn, and with
+    the ``model`` the report explains a few pairs (:mod:`deepmetric.explain`) of the test
+    inputs as ``transform`` (the eval transform) prepares them."""
     from ..report import EmbeddingSet, build_report
 
     log = out_dir / "metrics.jsonl"
@@ -56,4 +62,26 @@ def write_run_report(
         metric=ev.metric,
         ks=ev.ks,
         episodes=episodes,
+        explain=None
+        if model is None or images is None
+        else _explainer(model, transform, test, config),
     )
+
+
+def _explainer(
+    model: nn.Module, transform: nn.Module | None, test: LabeledDataset, config: RunConfig
+) -> Any:
+    """``explain(query, others)`` on the test items as the model sees them."""
+    from ..explain import explain_pairs
+
+    inputs: Tensor = test.inputs  # type: ignore[attr-defined]
+    param = next(model.parameters(), None)
+
+    def explain(query: int, others: Sequence[int]) -> Any:
+        x = inputs[[query, *others]].float()
+        if param is not None:
+            x = x.to(param.device)
+        x = x if transform is None else transform.to(x.device)(x)
+        return explain_pairs(model, x[0], x[1:], metric=config.evaluation.metric)
+
+    return explain

@@ -348,7 +348,10 @@ def _test_and_report(
         write_text_atomically(out_dir / "baselines.json", json.dumps(plain, indent=2))
     report = None
     if config.output.report and before is not None:
-        report = write_run_report(config, out_dir, before, after, data.test, pixels)
+        report = write_run_report(
+            config, out_dir, before, after, data.test, pixels,
+            model=model, transform=eval_transform(config.augmentation),
+        )  # fmt: skip
     return RunOutcome(result, metrics, out_dir, report, baselines)
 
 
