@@ -1,7 +1,8 @@
 """The search page in a real headless Chromium, against the server on a loopback port.
 
 Skipped when Chromium, its driver or selenium is missing. With DEEPMETRIC_DOCS_SCREENSHOT=1 the
-final page is saved to docs/search-page.png.
+final page is saved to docs/search-page.png, and the page with a result's "why" overlay to
+docs/search-why.png.
 """
 
 from __future__ import annotations
@@ -111,6 +112,19 @@ def test_upload_shows_the_expected_top_result_and_a_click_searches_from_it(
         )
     )
     second = int(cards[1].get_attribute("data-id"))
+    cards[1].find_element(By.CSS_SELECTOR, ".why").click()  # the overlay, not a new search
+    shown = (
+        "return (i => i && i.complete && i.naturalWidth > 0)(document.querySelector('#why img'))"
+    )
+    wait.until(lambda d: d.execute_script(shown))
+    figure = browser.find_element(By.CSS_SELECTOR, "#why figure")
+    assert figure.get_attribute("data-target") == str(second)
+    assert figure.get_attribute("data-method") == "exact"
+    assert "100% accounted" in figure.text
+    assert browser.find_element(By.ID, "status").text.startswith(query.name)
+    if os.environ.get("DEEPMETRIC_DOCS_SCREENSHOT") == "1":
+        DOCS.mkdir(exist_ok=True)
+        browser.save_screenshot(str(DOCS / "search-why.png"))
     cards[1].click()
     wait.until(lambda d: d.find_element(By.ID, "status").text.startswith(f"Item #{second}"))
     wait.until(

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 from importlib import resources
-from typing import Annotated, Any
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
 import numpy as np
+import torch
 from fastapi import APIRouter, Depends, File, Form, Header, HTTPException, Request, UploadFile
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, Response
 from PIL import Image
+from torch import Tensor
 
+from ..explain import describe, draw_pair, explain_pair
 from .service import THUMBNAIL_PIXELS, UPLOAD_PIXELS, Service, parse_attributes, parse_vector
 
 
@@ -120,14 +125,56 @@ async def _item_vector(service: Service, item_id: int) -> np.ndarray:
     path = service.local_file(item_id)
 
     def embed() -> np.ndarray:
-        try:
-            image = service.encoder.decode(path.read_bytes(), max_pixels=UPLOAD_PIXELS)
-        except (OSError, ValueError):
-            raise HTTPException(422, f"the image of item {item_id} cannot be read") from None
+        image = _item_image(service, item_id, path)
         with service.encode_lock:
             return service.encoder.encode(image[None])
 
     return await service.off_loop(embed)
+
+
+def _item_image(service: Service, item_id: int, path: Path) -> Tensor:
+    """A stored item's image at the model's size (on the worker pool); 422 if unreadable."""
+    try:
+        return service.encoder.decode(path.read_bytes(), max_pixels=UPLOAD_PIXELS)
+    except (OSError, ValueError):
+        raise HTTPException(422, f"the image of item {item_id} cannot be read") from None
+
+
+@router.post("/explain")
+async def explain(
+    service: Served,
+    target: Annotated[int, Form(ge=0, le=2**63 - 1, description="the result item to explain")],
+    image: Annotated[UploadFile | None, File(description="the query image")] = None,
+    item_id: FormId = None,
+    method: Annotated[Literal["auto", "exact", "gradient"], Form()] = "auto",
+) -> dict[str, Any]:
+    """Why the query (an uploaded ``image`` or a stored ``item_id``) and item ``target`` are
+    similar: the numbers of :func:`deepmetric.explain.explain_pair` and ``picture``, a PNG
+    ``data:`` URI of both images with their maps (integrated gradients use 32 steps)."""
+    if (image is None) == (item_id is None):
+        raise HTTPException(422, "give exactly one of image or item_id")
+    target_path = service.local_file(target)
+    query_path = None if item_id is None else service.local_file(item_id)
+    data = None if image is None else await service.upload_bytes(image, "image")
+
+    def work() -> dict[str, Any]:
+        if data is not None:
+            query = service.decode(data, "image")
+        else:
+            query = _item_image(service, int(item_id or 0), query_path)  # type: ignore[arg-type]
+        pictures = torch.stack([query, _item_image(service, target, target_path)])
+        with service.encode_lock:
+            x = service.encoder.prepare(pictures)
+            found = explain_pair(
+                service.encoder.model, x[0], x[1], metric=service.index.metric, method=method
+            )
+        drawn = draw_pair(found, pictures[0], pictures[1], height=192)
+        buffer = io.BytesIO()
+        drawn.save(buffer, format="PNG")
+        uri = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+        return {**found.summary(), "text": describe(found), "picture": uri}
+
+    return await service.off_loop(work)
 
 
 @router.get("/items/{item_id}")

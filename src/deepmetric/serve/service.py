@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 from fastapi import HTTPException, UploadFile
+from torch import Tensor
 
 from ..index import Encoder, Index, ModelMismatchError
 
@@ -71,17 +72,27 @@ class Service:
         finally:
             self.waiting -= 1
 
-    async def read_image(self, upload: UploadFile, name: str) -> np.ndarray:
-        """Read, size-check and embed one upload: ``(1, dim)`` vector, or 413 / 400 / 503."""
+    async def upload_bytes(self, upload: UploadFile, name: str) -> bytes:
+        """The bytes of one upload, or 413 past ``max_upload_bytes``."""
         data = await upload.read(self.max_upload_bytes + 1)
         if len(data) > self.max_upload_bytes:
             raise HTTPException(413, f"{name} is over the {self.max_upload_bytes}-byte limit")
+        return data
+
+    def decode(self, data: bytes, name: str) -> Tensor:
+        """An image's bytes at the model's size in [0, 1] (run off the event loop); 400 when
+        it is not an image or has over ``UPLOAD_PIXELS`` pixels."""
+        try:
+            return self.encoder.decode(data, max_pixels=UPLOAD_PIXELS)
+        except ValueError as err:
+            raise HTTPException(400, f"{name}: {err}") from None
+
+    async def read_image(self, upload: UploadFile, name: str) -> np.ndarray:
+        """Read, size-check and embed one upload: ``(1, dim)`` vector, or 413 / 400 / 503."""
+        data = await self.upload_bytes(upload, name)
 
         def decode_and_embed() -> np.ndarray:
-            try:
-                image = self.encoder.decode(data, max_pixels=UPLOAD_PIXELS)
-            except ValueError as err:
-                raise HTTPException(400, f"{name}: {err}") from None
+            image = self.decode(data, name)
             with self.encode_lock:
                 return self.encoder.encode(image[None])
 
