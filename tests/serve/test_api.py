@@ -11,22 +11,10 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from deepmetric.index import Encoder, ExactIndex, Index, ModelMismatchError, build_index
+from deepmetric.index import Encoder, ExactIndex, Index, ModelMismatchError
 from deepmetric.serve import create_app
 from tests.index.fixtures import make_model
-
-TOKEN = "s3cret-token"
-
-
-@pytest.fixture
-def index_dir(tmp_path: Path, model_dir: Path, image_dir: Path) -> Path:
-    build_index(model_dir, str(image_dir), far=0.1).save(tmp_path / "idx")
-    return tmp_path / "idx"
-
-
-@pytest.fixture
-def client(index_dir: Path) -> TestClient:
-    return TestClient(create_app(index_dir, writes=True, token=TOKEN, max_upload_bytes=20_000))
+from tests.serve.conftest import TOKEN
 
 
 def files_of(folder: Path) -> list[Path]:

@@ -13,16 +13,11 @@ from PIL import Image
 
 from deepmetric.explain import explain_pair
 from deepmetric.index import Encoder, Index
-from deepmetric.serve import create_app
-from tests.serve.test_api import TOKEN, files_of, index_dir  # noqa: F401
+from tests.serve.conftest import TOKEN
+from tests.serve.test_api import files_of
 
 
-@pytest.fixture
-def client(index_dir: Path) -> TestClient:  # noqa: F811
-    return TestClient(create_app(index_dir, writes=True, token=TOKEN, max_upload_bytes=20_000))
-
-
-def _item_of(index_dir: Path, path: Path) -> int:  # noqa: F811
+def _item_of(index_dir: Path, path: Path) -> int:
     index = Index.load(index_dir)
     items = index.items(np.arange(len(index)))
     return next(i.id for i in items if i is not None and Path(str(i.source)) == path.resolve())
@@ -30,7 +25,7 @@ def _item_of(index_dir: Path, path: Path) -> int:  # noqa: F811
 
 def test_explain_an_upload_and_a_stored_item(
     client: TestClient, index_dir: Path, model_dir: Path, image_dir: Path
-) -> None:  # noqa: F811
+) -> None:
     files = files_of(image_dir)
     query, target = files[0], files[5]
     target_id = _item_of(index_dir, target)
@@ -60,7 +55,7 @@ def test_explain_an_upload_and_a_stored_item(
 
 def test_hostile_explain_requests_get_a_4xx(
     client: TestClient, index_dir: Path, image_dir: Path, tmp_path: Path
-) -> None:  # noqa: F811
+) -> None:
     image = files_of(image_dir)[0].read_bytes()
     auth = {"Authorization": f"Bearer {TOKEN}"}
     secret = tmp_path / "secret.png"
