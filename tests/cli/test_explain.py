@@ -39,7 +39,7 @@ def test_a_pair_prints_the_score_and_writes_the_picture(folder: Path, tmp_path: 
     encoder = Encoder(folder / "model")
     x = encoder.prepare(encoder.read_files([a, b]))
     expected = explain_pair(encoder.model, x[0], x[1])
-    assert f"cosine {expected.score:.3f} · exact map" in result.output
+    assert f"cosine {expected.score:.4g} · exact map" in result.output
     assert "100% accounted" in result.output and f"wrote {out}" in result.output
     with Image.open(out) as picture:
         assert picture.size == (224 * 2 + 16, 224 + 22)

@@ -99,6 +99,8 @@ def test_draw_pair_and_stack():
     pixels = np.asarray(picture)
     assert pixels[22:, :64].std() > 0  # the overlay is there
     assert stack([picture, grey], ["first", "second"]).size == (176, 86 + 54 + 16 + 22 * 2)
+    bare = draw_pair(e, a, b, height=64, caption="")
+    assert bare.size == (176, 64)
     vectors = Embedder({"backbone": {"name": "mlp", "in_features": 4, "hidden_sizes": [4]},
                         "embedding_dim": 2}).eval()  # fmt: skip
     with pytest.raises(ValueError, match="vector inputs"):

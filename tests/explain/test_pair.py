@@ -165,6 +165,7 @@ def test_gradient_completeness_error_is_reported_and_shrinks_with_steps():
         e.explained - e.baseline_b, abs=e.completeness_error + 1e-7
     )
     assert e.completeness_error < 1e-2 * abs(e.explained - e.baseline_a)
+    assert e.accounted == pytest.approx(1.0, abs=1e-2)  # of the change from the baseline
     zero = explain_pair(model, a, b, method="gradient", baseline=a, steps=8)
     assert np.allclose(zero.map_a, 0) and zero.baseline_a == pytest.approx(zero.explained)
 

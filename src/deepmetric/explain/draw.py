@@ -70,8 +70,8 @@ def draw_pair(
     caption: str | None = None,
 ) -> Image.Image:
     """Both images side by side at ``height`` pixels, each with its map overlaid, the
-    ``correspondences`` strongest cell pairs joined by lines, and a caption with the score and
-    how much of it the maps account for.
+    ``correspondences`` strongest cell pairs joined by lines, under a caption (default:
+    :func:`describe`; ``""`` for none).
 
     Vector inputs have no picture; explain those with ``explanation.map_a`` directly.
     """
@@ -84,15 +84,17 @@ def draw_pair(
         _overlay(pictures[0], explanation.map_a, scale, sizes[0]),
         _overlay(pictures[1], explanation.map_b, scale, sizes[1]),
     ]
-    canvas = Image.new("RGB", (sizes[0][0] + GAP + sizes[1][0], height + CAPTION), "white")
-    canvas.paste(panels[0], (0, CAPTION))
-    canvas.paste(panels[1], (sizes[0][0] + GAP, CAPTION))
+    words = describe(explanation) if caption is None else caption
+    band = CAPTION if words else 0
+    canvas = Image.new("RGB", (sizes[0][0] + GAP + sizes[1][0], height + band), "white")
+    canvas.paste(panels[0], (0, band))
+    canvas.paste(panels[1], (sizes[0][0] + GAP, band))
     draw = ImageDraw.Draw(canvas)
-    draw.text((4, 5), caption or describe(explanation), fill=(20, 20, 20))
+    draw.text((4, 5), words, fill=(20, 20, 20))
     for n, (pa, pb, _) in enumerate(explanation.correspondences(correspondences)):
-        ya = CAPTION + pa[0] * height / explanation.input_shape_a[0]
+        ya = band + pa[0] * height / explanation.input_shape_a[0]
         xa = pa[1] * sizes[0][0] / explanation.input_shape_a[1]
-        yb = CAPTION + pb[0] * height / explanation.input_shape_b[0]
+        yb = band + pb[0] * height / explanation.input_shape_b[0]
         xb = sizes[0][0] + GAP + pb[1] * sizes[1][0] / explanation.input_shape_b[1]
         colour = LINE_COLOURS[n % len(LINE_COLOURS)]
         draw.line([(xa, ya), (xb, yb)], fill=colour, width=2)
@@ -102,14 +104,15 @@ def draw_pair(
 
 
 def describe(explanation: PairExplanation) -> str:
-    """One line: the score, and how much of the similarity the map accounts for."""
+    """One line: the score, what the maps decompose, and how much of it they account for."""
     e = explanation
-    head = f"{e.metric} {e.score:.3f}"
+    head = f"{e.metric} {e.score:.4g}"
     if e.method == "exact":
-        return f"{head} · exact map: {EXPLAINED[e.metric]} {e.explained:.3f}, 100% accounted"
+        return f"{head} · exact map of the {EXPLAINED[e.metric]} {e.explained:.4g}: 100% accounted"
     return (
-        f"{head} · integrated gradients ({e.steps} steps): A's map {e.accounted:.0%} of "
-        f"{EXPLAINED[e.metric]} {e.explained:.3f}, baseline {e.baseline_a:.3f}"
+        f"{head} · integrated gradients ({e.steps} steps) from the baseline: A's map holds "
+        f"{e.accounted:.1%} of the change in the {EXPLAINED[e.metric]} "
+        f"({e.baseline_a:.4g} -> {e.explained:.4g})"
     )
 
 

@@ -88,10 +88,11 @@ class PairExplanation:
 
     @property
     def accounted(self) -> float:
-        """The share of ``explained`` that A's map accounts for (1.0 for the exact method)."""
-        if self.explained == 0:
-            return 1.0
-        return float(self.map_a.sum() / self.explained)
+        """The share of what there is to explain that A's map holds: of ``explained`` for the
+        exact method (1.0), of ``explained - baseline_a`` for the gradient method (1.0 up to
+        the integration error)."""
+        target = self.explained - self.baseline_a
+        return 1.0 if target == 0 else float(self.map_a.sum() / target)
 
     def correspondences(
         self, k: int = 5

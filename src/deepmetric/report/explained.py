@@ -53,7 +53,7 @@ def explained_section(
             f"{kind}: #{query.index} {item_names[query.index]} ~ #{match} {item_names[match]} "
             f"({same}) · {describe(found)}"
         )
-        drawn = draw_pair(found, pictures[query.index], pictures[match], height=160)
+        drawn = draw_pair(found, pictures[query.index], pictures[match], height=160, caption="")
         body.append(
             f'<div class="explained" data-query="{query.index}" data-match="{match}" '
             f'data-method="{found.method}">{text(caption)}{figure(_uri(drawn), caption)}</div>'
