@@ -9,7 +9,7 @@ API_OUT ?= docs/api
 API_MODULES := deepmetric deepmetric.distances deepmetric.losses deepmetric.miners \
 	deepmetric.samplers deepmetric.tuples deepmetric.data deepmetric.models deepmetric.training \
 	deepmetric.evaluation deepmetric.search deepmetric.roc deepmetric.index deepmetric.sklearn \
-	deepmetric.config deepmetric.runs deepmetric.report deepmetric.serve
+	deepmetric.config deepmetric.runs deepmetric.report deepmetric.serve deepmetric.explain
 
 .PHONY: demo test bench lint docs clean
 

@@ -175,6 +175,9 @@ def _check(name: str, params: dict[str, Any], stdout: str, images: list[Path]) -
             Path(best["source"]).name == images[5].name and best["label"] == images[5].parent.name
         )
         assert best["score"] == pytest.approx(1.0, abs=1e-4)
+    if name == "explain":  # the query's 3 nearest items and the nearest of another class
+        assert stdout.count("\n#") == 2 and "why not:" in stdout and "100% accounted" in stdout
+        assert Path(params["out"]).is_file()
 
 
 def test_quickstart_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -192,7 +195,9 @@ def test_quickstart_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         assert result.exit_code == 0, (args, result.output)
         _check(name, params, result.stdout, images)
         ran.append(name)
-    assert ran == ["demo", "train", "train", "evaluate", "embed", "index build", "search"]
+    assert ran == [
+        "demo", "train", "train", "evaluate", "embed", "index build", "search", "explain"
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize("words", CONFIG_LINES, ids=[w[2] for w in CONFIG_LINES])
