@@ -112,6 +112,13 @@ def test_bad_input_is_one_line(folder: Path, tmp_path: Path) -> None:
         one_line_error(runner.invoke(app, ["explain", *args]), match)
 
 
+def test_an_index_of_another_model_is_one_line(folder: Path, tmp_path: Path) -> None:
+    other = make_model(tmp_path / "other", seed=1)
+    query = str(folder / "images/red/0.png")
+    result = runner.invoke(app, ["explain", str(other), query, "--index", str(folder / "idx")])
+    one_line_error(result, "model")
+
+
 def test_exact_on_a_model_without_a_map_says_to_use_gradients(tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = Embedder({"backbone": {"name": "conv4", "channels": 8, "num_blocks": 2},

@@ -189,6 +189,12 @@ def test_bad_input_and_modes_restored():
         explain_pairs(model, torch.rand(2, 3, 32, 32), torch.rand(3, 3, 32, 32))
     with pytest.raises(ValueError, match="do not match"):
         explain_pair(model, torch.rand(1, 32, 32), torch.rand(3, 32, 32))
+    vectors = Embedder({"backbone": {"name": "mlp", "in_features": 5, "hidden_sizes": [4]},
+                        "embedding_dim": 2}).eval()  # fmt: skip
+    with pytest.raises(ValueError, match="do not match"):
+        explain_pair(vectors, torch.rand(5), torch.rand(6))
+    with pytest.raises(TypeError, match="text inputs are not explained"):
+        explain_pairs(vectors, ["a sentence"], ["another"])  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="metric"):
         explain_pair(model, torch.rand(3, 32, 32), torch.rand(3, 32, 32), metric="manhattan")
     with pytest.raises(ValueError, match="method"):

@@ -245,6 +245,11 @@ def explain_pairs(
     check_choice("metric", metric, tuple(EXPLAINED))
     check_choice("method", method, METHODS)
     check_int("steps", steps, low=1)
+    if not isinstance(query, Tensor) or not isinstance(others, Tensor):
+        raise TypeError(
+            "explain_pairs takes tensors of images or vectors; text inputs are not explained "
+            f"(got {type(query).__name__} and {type(others).__name__})"
+        )
     query = query[None] if query.dim() == others.dim() - 1 else query
     if query.shape[0] != 1 or query.dim() != others.dim() or query.shape[1] != others.shape[1]:
         raise ValueError(
