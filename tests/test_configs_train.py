@@ -30,7 +30,8 @@ from PIL import Image
 
 from deepmetric.config import EvaluationConfig, load_config
 from deepmetric.data import build_augmentation, build_dataset
-from deepmetric.evaluation import reid_metrics
+from deepmetric.evaluation import reid_metrics, reid_metrics_from_distances
+from deepmetric.search.rerank import alpha_query_expansion, k_reciprocal_distances
 from deepmetric.models import load_model
 from deepmetric.runs import evaluate_embeddings, run_training
 from tests.data import fixtures as fx
@@ -218,3 +219,25 @@ def test_omniglot_recipe_trains_on_the_bundled_set_and_tests_on_the_native_layou
     assert card["preprocessing"] == {"image_size": [28, 28], "channels": 1}
     test = build_dataset(config.data.test)
     assert test[0][0].shape == (1, 28, 28) and float(test[0][0].mean()) < 0.5  # white on black
+
+
+def test_reid_protocol_re_ranks_with_query_expansion_and_k_reciprocal(tmp_path: Path) -> None:
+    fx.make_market(tmp_path)
+    roots = [f"data.train.root={tmp_path}", f"data.test.root={tmp_path}"]
+    sets = [*roots, "evaluation.ks=[1, 2]", "evaluation.rerank=k_reciprocal",
+            "evaluation.query_expansion=2"]  # fmt: skip
+    config = load_config(CONFIGS / "market1501.yaml", sets)
+    test = build_dataset(config.data.test)
+    x = torch.randn(len(test), 8, generator=torch.Generator().manual_seed(0))
+
+    metrics = evaluate_embeddings(x, test, config.evaluation)
+
+    q, g = (np.asarray(test.extra[key], dtype=bool) for key in ("is_query", "is_gallery"))
+    pid, cam = test.extra["pid"], test.extra["camera"]
+    xq, xg = x[torch.from_numpy(q)], x[torch.from_numpy(g)]
+    expanded = alpha_query_expansion(xq, xg, n=2)
+    d = k_reciprocal_distances(expanded, torch.nn.functional.normalize(xg), metric="cosine")
+    whole = reid_metrics_from_distances(d, pid[q], pid[g], cam[q], cam[g], max_rank=2)
+    assert metrics == pytest.approx(
+        {"rank_1": whole.cmc[0], "rank_2": whole.cmc[1], "map": whole.map, "minp": whole.minp}
+    )

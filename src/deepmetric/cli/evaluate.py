@@ -117,6 +117,12 @@ def evaluate(
         help="Few-shot: score these saved episodes; if the file does not exist, save the drawn "
         "ones there (so that two models meet the same trials).",
     ),
+    rerank: str | None = typer.Option(
+        None, help="Re-id: re-rank the gallery, k-reciprocal (Zhong et al. 2017)."
+    ),
+    query_expansion: int = typer.Option(
+        0, "--query-expansion", min=0, help="Re-id: alpha query expansion over N neighbours."
+    ),
     threads: int | None = threads_option(),
     device: str | None = device_option(),
 ) -> None:
@@ -142,6 +148,8 @@ def evaluate(
         lambda: EvaluationConfig(
             protocol=protocol, metric=metric, ks=_ks(ks, protocol), ways=ways, shots=shots,  # type: ignore[arg-type]
             queries=queries, episodes=episodes, group=group, source=source,
+            rerank=None if rerank is None else rerank.replace("-", "_"),  # type: ignore[arg-type]
+            query_expansion=query_expansion,
         )
     )  # fmt: skip
     x, dataset, pairs = guarded(

@@ -20,10 +20,17 @@ import os
 import typing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .._atomic import write_text_atomically
 from .._checks import unknown
@@ -129,7 +136,9 @@ class EvaluationConfig(_Section):
     queries per class; ``group`` (an ``extra`` field, e.g. ``alphabet``) draws each episode's
     classes from one group and ``source`` (e.g. ``drawing``, the drawer) takes the support
     and query items from different sources. With ``group``, retrieval adds ``group_*``
-    metrics, each query ranking only the items of its own group."""
+    metrics, each query ranking only the items of its own group. The reid protocol can re-rank:
+    ``query_expansion`` (alpha-QE over that many gallery neighbours, 0 for none) and then
+    ``rerank: k_reciprocal`` (Zhong et al. 2017, k1 20, k2 6, lambda 0.3)."""
 
     protocol: Protocol | list[Protocol] = "retrieval"
     metric: Metric = "cosine"
@@ -141,6 +150,8 @@ class EvaluationConfig(_Section):
     episodes: int = 600
     group: str | None = None
     source: str | None = None
+    rerank: Literal["k_reciprocal"] | None = None
+    query_expansion: Annotated[int, Field(ge=0)] = 0
 
     @field_validator("protocol", mode="before")
     @classmethod

@@ -23,16 +23,19 @@ from torch import Tensor
 
 from ..config.schema import ConfigError, EvaluationConfig
 from ..data import LabeledDataset
+from ..distances import normalize_rows
 from ..evaluation import (
     Episodes,
     clustering_metrics,
     fewshot_accuracy,
     grouped_retrieval_metrics,
     reid_metrics,
+    reid_metrics_from_distances,
     retrieval_metrics,
     sample_episodes,
     verification_metrics,
 )
+from ..search.rerank import alpha_query_expansion, k_reciprocal_distances
 
 
 def _flag(data: LabeledDataset, key: str) -> np.ndarray | None:
@@ -105,9 +108,16 @@ def _reid(x: Tensor, data: LabeledDataset, ev: EvaluationConfig) -> dict[str, fl
     q, g = np.asarray(data.extra["is_query"], bool), np.asarray(data.extra["is_gallery"], bool)
     pid, cam = data.extra["pid"], data.extra["camera"]
     metric = "euclidean" if ev.metric == "squared_euclidean" else ev.metric
-    found = reid_metrics(
-        x[q], x[g], pid[q], pid[g], cam[q], cam[g], metric=metric, max_rank=max(ev.ks)
-    )
+    query, gallery = x[q], x[g]
+    if ev.query_expansion:
+        query = alpha_query_expansion(query, gallery, n=ev.query_expansion)
+        gallery, metric = normalize_rows(gallery), "cosine"
+    ids = (pid[q], pid[g], cam[q], cam[g])
+    if ev.rerank == "k_reciprocal":
+        distances = k_reciprocal_distances(query, gallery, metric=metric)
+        found = reid_metrics_from_distances(distances, *ids, max_rank=max(ev.ks))
+    else:
+        found = reid_metrics(query, gallery, *ids, metric=metric, max_rank=max(ev.ks))
     ranks = {f"rank_{k}": float(found.cmc[k - 1]) for k in ev.ks}
     return {**ranks, "map": found.map, "minp": found.minp}
 
