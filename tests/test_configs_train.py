@@ -31,9 +31,9 @@ from PIL import Image
 from deepmetric.config import EvaluationConfig, load_config
 from deepmetric.data import build_augmentation, build_dataset
 from deepmetric.evaluation import reid_metrics, reid_metrics_from_distances
-from deepmetric.search.rerank import alpha_query_expansion, k_reciprocal_distances
 from deepmetric.models import load_model
 from deepmetric.runs import evaluate_embeddings, run_training
+from deepmetric.search.rerank import alpha_query_expansion, k_reciprocal_distances
 from tests.data import fixtures as fx
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
