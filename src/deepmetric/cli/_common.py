@@ -105,3 +105,22 @@ def model_dir(run: Path) -> Path:
     if (run / "config.json").is_file():
         return run
     fail(f"{str(run)!r} is neither a run directory (with model/) nor a model directory")
+
+
+def model_metric(folder: Path) -> str:
+    """The metric a model directory was validated with (its ``train_config.json``), else
+    cosine for a normalised model and euclidean otherwise."""
+    import json
+
+    from ..distances import METRICS
+    from ..models import read_model_config
+
+    card = read_model_config(folder)
+    saved = folder / "train_config.json"
+    if saved.is_file():
+        distance = (
+            json.loads(saved.read_text(encoding="utf-8")).get("validation", {}).get("distance")
+        )
+        if distance in METRICS:
+            return str(distance)
+    return "cosine" if card.get("normalize", True) else "euclidean"

@@ -8,18 +8,18 @@ from typing import Annotated, Any
 
 import typer
 
+from ..distances import METRICS
 from ._common import (
     checked_device,
     device_option,
     fail,
     guarded,
     model_dir,
+    model_metric,
     readable_errors,
     set_threads,
     threads_option,
 )
-
-METRICS = ("cosine", "dot", "euclidean", "squared_euclidean")
 
 
 def explain(
@@ -64,7 +64,7 @@ def explain(
     options = {"method": method, "steps": steps}
     with readable_errors():
         if index_dir is None:
-            found = _pair(encoder, pictures, metric or _model_metric(folder), options)
+            found = _pair(encoder, pictures, metric or model_metric(folder), options)
         else:
             found = _neighbours(encoder, pictures, images[0], index_dir, k, metric, options)
     report, drawings = found
@@ -95,19 +95,6 @@ def _read(encoder: Any, paths: list[Path]) -> Any:
         except ValueError as err:
             raise ValueError(f"{path}: {err}") from None
     return torch.stack(decoded)
-
-
-def _model_metric(folder: Path) -> str:
-    """The metric the model was validated with, else cosine (normalised) or euclidean."""
-    from ..models import read_model_config
-
-    card = read_model_config(folder)
-    saved = folder / "train_config.json"
-    if saved.is_file():
-        distance = json.loads(saved.read_text()).get("validation", {}).get("distance")
-        if distance in METRICS:
-            return str(distance)
-    return "cosine" if card.get("normalize", True) else "euclidean"
 
 
 def _pair(encoder: Any, pictures: Any, metric: str, options: dict[str, Any]) -> tuple[Any, Any]:
