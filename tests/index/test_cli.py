@@ -78,6 +78,39 @@ def test_search_images_equals_exact_search_of_their_vectors(
     assert code == 0 and files[0] in out and " 1 " in out
 
 
+@pytest.mark.parametrize(
+    "options, k_reciprocal, expansion",
+    [(["--rerank", "k-reciprocal"], True, 0), (["--query-expansion", "3"], False, 3),
+     (["--rerank", "k-reciprocal", "--query-expansion", "2"], True, 2)],
+)  # fmt: skip
+def test_search_re_ranks_the_top_hits(
+    built: Path, model_dir: Path, image_dir: Path, options: list[str], k_reciprocal: bool,
+    expansion: int,
+) -> None:  # fmt: skip
+    import torch
+
+    from deepmetric.search.rerank import k_reciprocal_distances, rerank_candidates
+
+    query = sorted(str(p) for p in image_dir.rglob("*.png"))[3]
+    code, out = run("search", built, query, "-k", "4", "--json", *options)
+    assert code == 0, out
+    hits = json.loads(out)[0]["results"]
+    index = Index.load(built)
+    ids = np.arange(12)  # every item is a candidate: 12 < 100
+    vector = torch.as_tensor(Encoder(model_dir).encode_files([query])[0])
+    order, scores = rerank_candidates(vector, torch.as_tensor(index.vectors(ids)),
+                                      metric="cosine", k_reciprocal=k_reciprocal,
+                                      expansion=expansion)  # fmt: skip
+    assert [h["id"] for h in hits] == ids[order[:4].numpy()].tolist()
+    assert [h["score"] for h in hits] == pytest.approx(scores[:4].tolist(), abs=1e-6)
+    assert all(h["match"] is None for h in hits)
+    if k_reciprocal and not expansion:  # the oracle: the distances over all candidates
+        d = k_reciprocal_distances(
+            vector[None], torch.as_tensor(index.vectors(ids)), metric="cosine"
+        )
+        assert hits[0]["score"] == pytest.approx(float(d.min()), abs=1e-6)
+
+
 def test_search_with_vectors_add_and_remove(built: Path, image_dir: Path, tmp_path: Path) -> None:
     vectors = np.eye(8, dtype=np.float32)[:2]
     np.save(tmp_path / "q.npy", vectors)

@@ -198,3 +198,19 @@ def test_a_write_that_fails_after_the_vectors_undoes_them_in_memory(monkeypatch)
         index.add(np.array([[0.0, 1.0]]), labels=["b"])
     monkeypatch.undo()
     assert len(index) == 1 and index.search(np.array([[0.0, 1.0]]), k=2)[1][0].tolist() == [0, -1]
+
+
+@pytest.mark.parametrize("factory", ["Flat", "HNSW32", "IVF16,Flat"])
+def test_vectors_are_the_stored_vectors_of_ids(factory: str) -> None:
+    x = np.random.default_rng(0).normal(size=(2000, 8)).astype(np.float32)
+    index = Index(8, metric="euclidean", factory=factory)
+    ids = index.add(x)
+    np.testing.assert_array_equal(index.vectors(ids[[7, 3, 1999]]), x[[7, 3, 1999]])
+    unit = Index(8, metric="cosine", factory=factory)
+    unit_ids = unit.add(x)
+    found = unit.vectors(unit_ids[:3])
+    np.testing.assert_allclose(
+        found, x[:3] / np.linalg.norm(x[:3], axis=1, keepdims=True), rtol=1e-6
+    )
+    with pytest.raises(KeyError, match="99999"):
+        index.vectors([99999])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 import typer.core
 
-from . import apps, bench, demo, embed, evaluate, explain, index, search, serve, train
+from . import apps, bench, demo, embed, evaluate, explain, index, search, serve, train, verify
 from ._common import brief_warnings
 
 # typer's help shows a type beside every option, "<bool>" for an on/off flag too, which reads
@@ -25,7 +25,7 @@ app.add_typer(index.app, name="index")
 app.command("search")(search.search)
 app.command("serve")(serve.serve)
 app.command("explain")(explain.explain)
-app.command("verify")(apps.verify)
+app.command("verify")(verify.verify)
 app.command("classify")(apps.classify)
 app.command("cluster")(apps.cluster)
 app.command("anomaly")(apps.anomaly)

@@ -1,4 +1,5 @@
-"""``deepmetric verify``, ``classify``, ``cluster`` and ``anomaly``: the applications on images.
+"""``deepmetric classify``, ``cluster`` and ``anomaly`` (and what ``verify`` shares with them):
+the applications on images.
 
 Image sets are a folder with one sub-folder per class (labelled), a flat folder of images
 (unlabelled), a ``.csv`` of paths and labels, or a YAML dataset spec. Every command writes a CSV
@@ -47,13 +48,13 @@ class Images:
     labels: list[str] | None
 
 
-def _encoder(run: Path, device: str | None) -> Any:
+def encoder_of(run: Path, device: str | None) -> Any:
     from ..index import Encoder
 
     return guarded(lambda: Encoder(model_dir(run), checked_device(device)))
 
 
-def _encode_files(encoder: Any, paths: Sequence[Path | str], what: str) -> np.ndarray:
+def encode_files(encoder: Any, paths: Sequence[Path | str], what: str) -> np.ndarray:
     """Embed image files in batches, with a progress bar on a terminal."""
     from rich.progress import track
 
@@ -80,7 +81,7 @@ def read_images(encoder: Any, data: str, what: str) -> Images:
         files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
             raise ValueError(f"{what}: {data} holds no images ({', '.join(IMAGE_SUFFIXES)})")
-        return Images(_encode_files(encoder, files, what), [str(p) for p in files], None)
+        return Images(encode_files(encoder, files, what), [str(p) for p in files], None)
     dataset = build_dataset(dataset_spec(data, encoder))
     if len(dataset) == 0:
         raise ValueError(f"{what}: {data} holds no images")
@@ -89,7 +90,7 @@ def read_images(encoder: Any, data: str, what: str) -> Images:
     return Images(encoder.encode_dataset(dataset), paths, [str(n) for n in names])
 
 
-def _write_csv(out: Path | None, columns: Mapping[str, Sequence[Any]]) -> None:
+def write_csv(out: Path | None, columns: Mapping[str, Sequence[Any]]) -> None:
     """The columns as a CSV at ``out`` (written atomically), if asked for."""
     if out is None:
         return
@@ -104,13 +105,13 @@ def _write_csv(out: Path | None, columns: Mapping[str, Sequence[Any]]) -> None:
     typer.echo(f"wrote {len(next(iter(columns.values())))} rows to {out}")
 
 
-def _labelled(
+def labelled(
     columns: Mapping[str, Sequence[Any]], labels: Sequence[Any] | None
 ) -> Mapping[str, Sequence[Any]]:
     return columns if labels is None else {**columns, "label": labels}
 
 
-def _check_out(out: Path | None, overwrite: bool, suffix: str = ".csv") -> None:
+def check_out(out: Path | None, overwrite: bool, suffix: str = ".csv") -> None:
     if out is None:
         return
     if out.suffix.lower() != suffix:
@@ -119,7 +120,7 @@ def _check_out(out: Path | None, overwrite: bool, suffix: str = ".csv") -> None:
         fail(f"{out} exists; pass --overwrite to replace it")
 
 
-def _metric(run: Path, metric: str | None, allowed: Sequence[str]) -> Any:
+def chosen_metric(run: Path, metric: str | None, allowed: Sequence[str]) -> Any:
     """``--metric``, else the model's (dot read as cosine, squared euclidean as euclidean)."""
     chosen = metric or guarded(lambda: model_metric(model_dir(run)))
     if metric is None:
@@ -129,134 +130,10 @@ def _metric(run: Path, metric: str | None, allowed: Sequence[str]) -> Any:
     return chosen
 
 
-def _table(title: str, values: dict[str, float]) -> None:
+def print_table(title: str, values: dict[str, float]) -> None:
     typer.echo(title)
     for key, value in values.items():
         typer.echo(f"  {key:<20} {value:.4f}")
-
-
-# --- verify -------------------------------------------------------------------------------
-
-
-def read_pairs(path: Path) -> tuple[list[Path], list[Path], list[bool] | None]:
-    """``a, b[, same]`` rows (a header row is skipped; paths relative to the file's folder);
-    ``same`` is 1/0, true/false or same/different, on every row or on none."""
-    if not path.is_file():
-        raise ValueError(f"{path}: no such pairs file")
-    rows = list(csv.reader(path.read_text(encoding="utf-8").splitlines()))
-    if rows and [c.strip().lower() for c in rows[0][:2]] == ["a", "b"]:
-        rows = rows[1:]
-    a, b, same = [], [], []
-    for number, row in enumerate(rows, 1):
-        cells = [c.strip() for c in row]
-        if not cells or cells == [""]:
-            continue
-        if len(cells) not in (2, 3) or (len(cells) == 3 and cells[2].lower() not in LABELS):
-            raise ValueError(
-                f"{path}, row {number}: expected 'a,b' or 'a,b,same' with same one of "
-                f"{'/'.join(LABELS)}; got {','.join(cells)!r}"
-            )
-        a.append(path.parent / cells[0])
-        b.append(path.parent / cells[1])
-        same.append(LABELS[cells[2].lower()] if len(cells) == 3 else None)
-    if not a:
-        raise ValueError(f"{path}: no pairs")
-    if len({s is None for s in same}) > 1:
-        raise ValueError(f"{path}: give 'same' on every row or on none")
-    return a, b, None if same[0] is None else [bool(s) for s in same]
-
-
-def verify(
-    run: Model,
-    pairs: Annotated[Path, typer.Argument(metavar="PAIRS.csv", help="Rows a,b[,same].")],
-    calibrate: Annotated[
-        Path | None, typer.Option(help="Labelled pairs (a,b,same) to calibrate the threshold.")
-    ] = None,
-    far: Annotated[float, typer.Option(help="False accept rate of the calibration.")] = 1e-2,
-    threshold: Annotated[float | None, typer.Option(help="Use this threshold.")] = None,
-    index: Annotated[Path | None, typer.Option(help="Use this index's threshold.")] = None,
-    metric: Metric = None,
-    out: Out = None,
-    roc: Annotated[Path | None, typer.Option(help="With labels: draw the ROC here (.png).")] = None,
-    overwrite: Overwrite = False,
-    threads: int | None = threads_option(),
-    device: str | None = device_option(),
-) -> None:
-    """Same or different? Score each pair and decide at a threshold: calibrated at --far on
-    labelled --calibrate pairs, given with --threshold, or an index's (--index)."""
-    set_threads(threads)
-    from ..apps.verify import calibrate_threshold, decide, pair_scores, verification_report
-
-    _check_out(out, overwrite)
-    _check_out(roc, overwrite, ".png")
-    if sum(x is not None for x in (calibrate, threshold, index)) > 1:
-        fail("give at most one of --calibrate, --threshold and --index")
-    chosen = _metric(run, metric, ("cosine", "euclidean"))
-    encoder = _encoder(run, device)
-    with readable_errors():
-        a, b, same = read_pairs(pairs)
-        scores = pair_scores(_encode_files(encoder, a, "a"), _encode_files(encoder, b, "b"), chosen)
-        stated = far if calibrate is not None else None
-        if calibrate is not None:
-            ca, cb, csame = read_pairs(calibrate)
-            if csame is None:
-                raise ValueError(f"{calibrate}: calibration pairs need the 'same' column")
-            cal = pair_scores(_encode_files(encoder, ca, "calibration a"),
-                              _encode_files(encoder, cb, "calibration b"), chosen)  # fmt: skip
-            threshold = calibrate_threshold(cal, csame, far=far, metric=chosen)
-        elif index is not None:
-            threshold, stated, chosen = _index_threshold(index)
-    said = None
-    if threshold is None:
-        typer.echo("no threshold: pass --calibrate, --threshold or --index to decide")
-    else:
-        said = decide(scores, threshold, chosen)
-        at = "" if stated is None else f" (calibrated at FAR {stated:g})"
-        count = int(said.sum())
-        typer.echo(
-            f"threshold {threshold:.6g} on {chosen}{at}: {count} of {len(scores)} pairs same"
-        )
-    columns = {"a": [str(x) for x in a], "b": [str(y) for y in b],
-               "score": [f"{v:.6g}" for v in scores],
-               "same": [""] * len(a) if said is None else said.astype(int).tolist()}  # fmt: skip
-    labels = None if same is None else [int(v) for v in same]
-    guarded(lambda: _write_csv(out, _labelled(columns, labels)))
-    if same is not None:
-        report = guarded(
-            lambda: verification_report(scores, same, metric=chosen, threshold=threshold)
-        )
-        _table(f"{len(scores)} labelled pairs", report)
-        if roc is not None:
-            guarded(lambda: _draw_roc(roc, scores, same, chosen))
-
-
-def _index_threshold(index: Path) -> tuple[float, float | None, str]:
-    from ..index import Index
-
-    loaded = Index.load(index)
-    if loaded.threshold is None:
-        raise ValueError(f"{index} has no calibrated threshold; use --calibrate or --threshold")
-    return float(loaded.threshold), getattr(loaded, "far", None), str(loaded.metric)
-
-
-def _draw_roc(path: Path, scores: np.ndarray, same: list[bool], metric: Any) -> None:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    from .._atomic import replace_file_atomically
-    from ..distances import is_similarity
-    from ..roc import roc_curve
-
-    curve = roc_curve(scores, np.asarray(same), higher_is_similar=is_similarity(metric))
-    fig = Figure(figsize=(4, 4))
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    ax.plot(curve.fpr, curve.tpr)
-    ax.set_xscale("log")
-    ax.set(xlabel="false accept rate", ylabel="true accept rate", title="ROC")
-    ax.grid(alpha=0.3)
-    replace_file_atomically(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
-    typer.echo(f"wrote {path}")
 
 
 # --- classify -----------------------------------------------------------------------------
@@ -281,9 +158,9 @@ def classify(
     set_threads(threads)
     from ..apps import FewShotClassifier
 
-    _check_out(out, overwrite)
-    chosen = _metric(run, metric, ("cosine", "euclidean"))
-    encoder = _encoder(run, device)
+    check_out(out, overwrite)
+    chosen = chosen_metric(run, metric, ("cosine", "euclidean"))
+    encoder = encoder_of(run, device)
     with readable_errors():
         known = read_images(encoder, support, "--support")
         if known.labels is None:
@@ -297,7 +174,7 @@ def classify(
     typer.echo(f"{len(labels)} queries, {len(clf.classes_)} classes: {unknown} unknown")
     columns = {"path": asked.paths, "prediction": ["" if lab is None else lab for lab in labels],
                "score": [f"{v:.6g}" for v in scores]}  # fmt: skip
-    guarded(lambda: _write_csv(out, _labelled(columns, asked.labels)))
+    guarded(lambda: write_csv(out, labelled(columns, asked.labels)))
     if asked.labels is not None:
         truth = np.asarray(asked.labels, dtype=object)
         seen = np.isin(truth, clf.classes_)
@@ -309,7 +186,7 @@ def classify(
         }
         if (~seen).any():
             found["unknown answered (unseen)"] = float(np.mean([s is None for s in said[~seen]]))
-        _table("with the query labels", found)
+        print_table("with the query labels", found)
 
 
 # --- cluster ------------------------------------------------------------------------------
@@ -338,10 +215,10 @@ def cluster(
     from ..apps import cluster_embeddings
     from ..evaluation import partition_scores
 
-    _check_out(out, overwrite)
-    _check_out(sheet, overwrite, ".png")
-    chosen = _metric(run, metric, ("cosine", "euclidean"))
-    encoder = _encoder(run, device)
+    check_out(out, overwrite)
+    check_out(sheet, overwrite, ".png")
+    chosen = chosen_metric(run, metric, ("cosine", "euclidean"))
+    encoder = encoder_of(run, device)
     with readable_errors():
         images = read_images(encoder, data, "--data")
         found = cluster_embeddings(images.vectors, k=k, threshold=threshold, method=method,
@@ -352,12 +229,12 @@ def cluster(
         f"{len(found)} items in {len(sizes)} clusters" + (f", {noise} noise" if noise else "")
     )
     columns = {"path": images.paths, "cluster": found.tolist()}
-    guarded(lambda: _write_csv(out, _labelled(columns, images.labels)))
+    guarded(lambda: write_csv(out, labelled(columns, images.labels)))
     if sheet is not None:
         guarded(lambda: _contact_sheet(sheet, images.paths, found, encoder))
     if images.labels is not None:
         codes = np.unique(np.asarray(images.labels), return_inverse=True)[1]
-        _table("against the labels", partition_scores(codes, found))
+        print_table("against the labels", partition_scores(codes, found))
 
 
 def _contact_sheet(path: Path, paths: list[str], clusters: np.ndarray, encoder: Any) -> None:
@@ -405,9 +282,9 @@ def anomaly(
     from ..apps import AnomalyDetector
     from ..evaluation import detection_metrics
 
-    _check_out(out, overwrite)
-    chosen = _metric(run, metric, ("cosine", "euclidean"))
-    encoder = _encoder(run, device)
+    check_out(out, overwrite)
+    chosen = chosen_metric(run, metric, ("cosine", "euclidean"))
+    encoder = encoder_of(run, device)
     with readable_errors():
         reference = read_images(encoder, normal, "--normal")
         scored = read_images(encoder, score, "--score")
@@ -421,11 +298,11 @@ def anomaly(
     )
     columns = {"path": scored.paths, "score": [f"{v:.6g}" for v in values],
                "anomaly": alarms.astype(int).tolist()}  # fmt: skip
-    guarded(lambda: _write_csv(out, _labelled(columns, scored.labels)))
+    guarded(lambda: write_csv(out, labelled(columns, scored.labels)))
     if scored.labels is not None and reference.labels is not None:
         truth = ~np.isin(np.asarray(scored.labels), np.asarray(reference.labels))
         if truth.any() and not truth.all():
             found = detection_metrics(values, truth)
             found["detected (anomalies)"] = float(alarms[truth].mean())
             found["false alarms (normal)"] = float(alarms[~truth].mean())
-            _table("classes absent from --normal as anomalies", found)
+            print_table("classes absent from --normal as anomalies", found)

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
-from ._common import readable_errors, set_threads, threads_option
+from ._common import fail, readable_errors, set_threads, threads_option
 
 
 def _queries(
@@ -31,6 +31,30 @@ def _queries(
     return encoder.encode_files(queries), list(queries), encoder.fingerprint
 
 
+def _reranked(
+    index: Any, vectors: np.ndarray, scores: np.ndarray, ids: np.ndarray, k: int,
+    rerank: str | None, expansion: int,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """The first ``k`` of each row's hits in their re-ranked order, with the new scores."""
+    import torch
+
+    from ..search.rerank import rerank_candidates
+
+    out_scores = np.full((len(ids), k), np.nan)
+    out_ids = np.full((len(ids), k), -1, dtype=np.int64)
+    for row, hits in enumerate(ids):
+        found = hits[hits >= 0]
+        if len(found) == 0:
+            continue
+        order, new = rerank_candidates(
+            torch.as_tensor(vectors[row]).float(), torch.as_tensor(index.vectors(found)),
+            metric=index.metric, k_reciprocal=rerank is not None, expansion=expansion,
+        )  # fmt: skip
+        top = order[:k].numpy()
+        out_ids[row, : len(top)], out_scores[row, : len(top)] = found[top], new[:k].numpy()
+    return out_scores, out_ids
+
+
 def search(
     index_dir: Annotated[Path, typer.Argument(metavar="INDEX", help="The index directory.")],
     queries: Annotated[list[str], typer.Argument(metavar="QUERY...", help="Images, or one .npy.")],
@@ -40,19 +64,36 @@ def search(
         Path | None, typer.Option(help="Model directory (default: the index's).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    rerank: Annotated[
+        str | None, typer.Option(help="k-reciprocal: re-rank the top hits (Zhong et al. 2017).")
+    ] = None,
+    query_expansion: Annotated[
+        int, typer.Option(min=0, help="Alpha query expansion over N hits, then search them.")
+    ] = 0,
     threads: int | None = threads_option(),
 ) -> None:
-    """Search an index with images (embedded by its model) or an .npy of vectors."""
+    """Search an index with images (embedded by its model) or an .npy of vectors.
+
+    With --rerank or --query-expansion the top max(5k, 100) hits are re-ranked; scores are
+    then k-reciprocal distances (or cosine similarities to the expanded query), and no match
+    flags are given, since the index's threshold is in other units.
+    """
     set_threads(threads)
     from ..index import Index
 
+    if rerank not in (None, "k-reciprocal", "k_reciprocal"):
+        fail(f"--rerank must be k-reciprocal; got {rerank!r}")
     with readable_errors():
         index = Index.load(index_dir)
         vectors, names, fingerprint = _queries(
             queries, str(model or index.model_path or "") or None
         )
-        scores, ids = index.search(vectors, k, label=label, fingerprint=fingerprint)
-    matches = index.is_match(scores) if index.threshold is not None else None
+        again = rerank is not None or query_expansion > 0
+        fetch = min(max(len(index), 1), max(5 * k, 100)) if again else k
+        scores, ids = index.search(vectors, fetch, label=label, fingerprint=fingerprint)
+        if again:
+            scores, ids = _reranked(index, vectors, scores, ids, k, rerank, query_expansion)
+    matches = index.is_match(scores) if index.threshold is not None and not again else None
     report: list[dict[str, Any]] = []
     for row, name in enumerate(names):
         found = ids[row] >= 0

@@ -88,13 +88,10 @@ class Index:
         self.threshold: float | None = None
         self.far: float | None = None
         self.path: Path | None = None
-        self.writable = True
-        self._generation = 0
-        self._lock = threading.RLock()
+        self.writable, self._generation, self._lock = True, 0, threading.RLock()
         with self._store.transaction():
             self._store.set_meta(self._settings())
 
-    # -- properties -----------------------------------------------------------------------------
     @property
     def dim(self) -> int:
         """Vector width."""
@@ -127,7 +124,6 @@ class Index:
         where = "in memory" if self.path is None else str(self.path)
         return f"Index({len(self)} items, dim={self.dim}, {self.metric}, {self.factory}, {where})"
 
-    # -- writes ---------------------------------------------------------------------------------
     def add(
         self,
         vectors: Any,
@@ -249,7 +245,6 @@ class Index:
             "vectors_file": vectors_name(self._generation) if built else None,
         }
 
-    # -- search ---------------------------------------------------------------------------------
     def search(
         self,
         queries: Any,
@@ -291,6 +286,13 @@ class Index:
 
             return self._vectors.search(prepare(q, self.metric), int(k), keep)
 
+    def vectors(self, ids: Any) -> FloatMatrix:
+        """The stored ``(n, dim)`` vectors of ``ids`` (unit rows for cosine; KeyError if absent)."""
+        with self._lock:
+            self.refresh()
+            slots = self._store.existing_slots(np.asarray(ids, dtype=np.int64).reshape(-1))
+            return self._vectors.reconstruct(slots)
+
     def items(self, ids: Any) -> list[Item | None]:
         """The metadata of ``ids`` (``(n,)`` ints), in order; None for an id not present."""
         wanted = np.asarray(ids, dtype=np.int64).reshape(-1)
@@ -298,7 +300,6 @@ class Index:
             self.refresh()
             return self._store.items(wanted.tolist())
 
-    # -- calibration ----------------------------------------------------------------------------
     def calibrate(self, scores: Any, is_same: Any, *, far: float = 1e-3) -> float:
         """Set and return the match threshold with false accept rate ``far`` on labelled pairs.
 
@@ -325,7 +326,6 @@ class Index:
             s >= self.threshold if self.metric == "cosine" else s <= self.threshold
         )
 
-    # -- files ----------------------------------------------------------------------------------
     def save(self, path: str | PathLike[str]) -> Path:
         """Write the index as a directory at ``path``, atomically (temporary folder + rename).
 

@@ -121,6 +121,14 @@ class VectorStore:
         self._live = None
         return slots
 
+    def reconstruct(self, slots: IdArray) -> FloatMatrix:
+        """The stored vectors of ``slots`` (``(n, dim)``, as faiss holds them)."""
+        ivf = faiss_module().try_extract_index_ivf(self.index)
+        if ivf is not None and ivf.direct_map.type == 0:  # no map from ids to list entries yet
+            ivf.set_direct_map_type(faiss_module().DirectMap.Hashtable)
+        found = [self.index.reconstruct(int(slot)) for slot in slots]
+        return np.asarray(found, dtype=np.float32).reshape(len(found), self.dim)
+
     def since(self, start: int) -> IdArray:
         """The live slots added from slot ``start`` on."""
         slots = np.arange(start, len(self.slot_ids), dtype=np.int64)

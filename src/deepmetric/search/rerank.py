@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 from .._checks import check_int, check_number
-from ..distances import normalize_rows
+from ..distances import is_similarity, normalize_rows, pairwise
 
 
 def _reciprocal(top: np.ndarray) -> list[np.ndarray]:
@@ -133,4 +133,30 @@ def alpha_query_expansion(
     return normalize_rows(expanded).to(query.dtype)
 
 
-__all__ = ["alpha_query_expansion", "k_reciprocal_distances"]
+def rerank_candidates(
+    query: Tensor,
+    candidates: Tensor,
+    *,
+    metric: str = "cosine",
+    k_reciprocal: bool = True,
+    expansion: int = 0,
+) -> tuple[Tensor, Tensor]:
+    """Re-rank one query's candidates from a first search (an index's top hits, say):
+    ``(order, scores)``, both ``(m,)``, the new order of ``candidates`` and each one's score in
+    it: the k-reciprocal distance (smaller is closer), or without it the similarity to the
+    expanded query. ``expansion`` first applies alpha query expansion over that many
+    candidates (then everything is compared by cosine)."""
+    q = query.reshape(1, -1)
+    if expansion:
+        q = alpha_query_expansion(q, candidates, n=expansion)
+        candidates, metric = normalize_rows(candidates), "cosine"
+    if k_reciprocal:
+        found = k_reciprocal_distances(q, candidates, metric=metric)[0]
+        order = torch.argsort(found, stable=True)
+    else:
+        found = pairwise(q.double(), candidates.double(), metric)[0]  # type: ignore[arg-type]
+        order = torch.argsort(found, descending=is_similarity(metric), stable=True)  # type: ignore[arg-type]
+    return order, found[order]
+
+
+__all__ = ["alpha_query_expansion", "k_reciprocal_distances", "rerank_candidates"]
