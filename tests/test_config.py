@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -353,3 +354,22 @@ def test_a_single_test_class_fails_before_training(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="the retrieval protocol needs at least 2 test classes"):
         run_training(config)
     assert not (tmp_path / "run").exists()  # failed before anything was written
+
+
+def test_the_anomaly_protocol_holds_out_half_the_classes_as_anomalies() -> None:
+    from deepmetric.config import EvaluationConfig
+    from deepmetric.data import ArrayDataset
+    from deepmetric.evaluation import anomaly_metrics
+
+    rng = np.random.default_rng(0)
+    labels = np.arange(120) % 6
+    x = torch.as_tensor(np.eye(6)[labels] + 0.3 * rng.normal(size=(120, 6)), dtype=torch.float32)
+    data = ArrayDataset(x, labels)
+    found = evaluate_embeddings(x, data, EvaluationConfig(protocol="anomaly", metric="euclidean"))
+    # the documented split, by hand: seed 0, half the classes normal, half their items reference
+    split = np.random.default_rng(0)
+    normal = split.permutation(np.unique(labels))[:3]
+    is_normal = np.isin(labels, normal)
+    reference = is_normal & (split.random(120) < 0.5)
+    want = anomaly_metrics(x[~reference], ~is_normal[~reference], x[reference], labels[reference])
+    assert found == want and found["knn_auroc"] > 0.9

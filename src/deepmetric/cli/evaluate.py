@@ -19,7 +19,7 @@ from ._common import (
     threads_option,
 )
 
-PROTOCOLS = ("retrieval", "verification", "reid", "fewshot", "clustering")
+PROTOCOLS = ("retrieval", "verification", "reid", "fewshot", "clustering", "anomaly")
 
 
 def _ks(text: str, protocol: str) -> list[int]:

@@ -38,7 +38,7 @@ from ..models import EmbedderConfig
 from ..training import options as opt
 
 Metric = Literal["cosine", "euclidean", "squared_euclidean", "dot"]
-Protocol = Literal["retrieval", "verification", "reid", "fewshot", "clustering"]
+Protocol = Literal["retrieval", "verification", "reid", "fewshot", "clustering", "anomaly"]
 
 
 class ConfigError(ValueError):

@@ -7,7 +7,10 @@
 - ``fewshot``: ``fewshot_accuracy`` over ``evaluation.episodes`` seeded ``ways``-way
   ``shots``-shot episodes, within ``evaluation.group`` and across ``evaluation.source`` when
   set; keys ``fewshot_accuracy``, ``fewshot_ci95``, ``fewshot_episodes``.
-- ``reid``: ``reid_metrics`` with ``extra["pid"]`` and ``extra["camera"]`` (Market-1501).
+- ``reid``: ``reid_metrics`` with ``extra["pid"]`` and ``extra["camera"]`` (Market-1501),
+  optionally after alpha query expansion and k-reciprocal re-ranking.
+- ``anomaly``: ``anomaly_metrics`` with a seeded half of the classes as the anomalies (AUROC,
+  AUPR of the kNN and class-centre novelty scores).
 - ``verification``: ``verification_metrics`` on the pairs of ``pairs`` (``(n, 2)`` rows and
   ``(n,)`` same/different flags, LFW's) or, without them, on seeded pairs of the labels:
   every item with one same-class and one different-class partner.
@@ -26,6 +29,7 @@ from ..data import LabeledDataset
 from ..distances import normalize_rows
 from ..evaluation import (
     Episodes,
+    anomaly_metrics,
     clustering_metrics,
     fewshot_accuracy,
     grouped_retrieval_metrics,
@@ -122,6 +126,23 @@ def _reid(x: Tensor, data: LabeledDataset, ev: EvaluationConfig) -> dict[str, fl
     return {**ranks, "map": found.map, "minp": found.minp}
 
 
+def _anomaly(x: Tensor, labels: np.ndarray, ev: EvaluationConfig) -> dict[str, float]:
+    """Novelty on unseen classes: a seeded half of the classes is normal, the rest anomalous;
+    half of each normal class's items is the reference, the other half and every anomalous
+    item are scored by the distance to the nearest reference item (and class centre)."""
+    rng = np.random.default_rng(0)
+    classes = np.unique(labels)
+    normal = rng.permutation(classes)[: max(1, len(classes) // 2)]
+    is_normal = np.isin(labels, normal)
+    reference = is_normal & (rng.random(len(labels)) < 0.5)
+    scored = ~reference
+    space = geometric_space(ev.metric, "anomaly")
+    return anomaly_metrics(
+        x[torch.from_numpy(scored)], ~is_normal[scored], x[torch.from_numpy(reference)],
+        labels[reference], metric=space,
+    )  # fmt: skip
+
+
 def label_pairs(labels: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Pairs ``(2n, 2)`` and same flags ``(2n,)``: each item with a random same-class partner
     (another item when it has one) and a random different-class partner."""
@@ -187,6 +208,8 @@ def _evaluate(
         return fewshot_scores(x, data, episodes_of(data, evaluation), evaluation.metric)
     if protocol == "reid":
         return _reid(x, data, evaluation)
+    if protocol == "anomaly":
+        return _anomaly(x, data.labels, evaluation)
     rows, same = pairs if pairs is not None else label_pairs(data.labels)
     scores = pair_scores(x, rows, evaluation.metric)
     out: dict[str, Any] = verification_metrics(scores, same)
