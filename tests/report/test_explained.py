@@ -54,3 +54,15 @@ def test_the_worst_and_good_queries_get_pair_maps(tmp_path: Path) -> None:
     plain = build_report(tmp_path / "p.html", history=[], before=before, after=after, config={},
                          environment={}, projection="pca")  # fmt: skip
     assert 'id="explain"' not in plain.read_text()
+
+
+def test_the_largest_clusters_are_drawn_when_there_are_images(tmp_path: Path) -> None:
+    before, after, _ = explained_sets()
+    page = build_report(tmp_path / "r.html", history=[], before=before, after=after, config={},
+                        environment={}, projection="pca")  # fmt: skip
+    section = page.read_text().split('id="clusters"', 1)[1].split("<section", 1)[0]
+    assert "k-means" in section and len(re.findall(r"<img ", section)) == 1
+    blind = EmbeddingSet(after.embeddings, after.labels)  # no images: no contact sheet
+    plain = build_report(tmp_path / "p.html", history=[], before=blind, after=blind, config={},
+                         environment={}, projection="pca")  # fmt: skip
+    assert 'id="clusters"' not in plain.read_text()

@@ -29,7 +29,7 @@ from .analysis import (
     sample_queries,
 )
 from .environment import environment_info
-from .explained import Explainer, explained_section
+from .explained import Explainer, clusters_section, explained_section
 from .history import history_panels
 from .html import key_values, page, section, text
 
@@ -59,8 +59,9 @@ def build_report(
     from :func:`deepmetric.evaluation.clustering_metrics`); training curves; the distance monitor
     (per-epoch statistics and same- vs different-class score histograms before and after); the
     Recall@K curve; a 2-D projection coloured by class; a retrieval grid (8 seeded queries and
-    their 5 nearest neighbours after training); the 8 queries of lowest MAP@R; the config and the
-    environment. Retrieval follows the metric-learning protocol: each item queries all others.
+    their 5 nearest neighbours after training); the 8 queries of lowest MAP@R; with images, the
+    largest k-means clusters and (with ``explain``) pair maps; the config and the environment.
+    Retrieval follows the metric-learning protocol: each item queries all others.
 
     Args:
         path: the ``.html`` file; written to a temporary name and renamed, so a failure leaves
@@ -231,12 +232,15 @@ def _query_sections(
         out.append(
             sections.queries_section(anchor, caption, found[anchor], labels, item_names, images)
         )
-    if explain is None or images is None:
-        return [*out, ""]
-    pairs = explained_section(
-        found["worst"], found["retrieval"], labels, item_names, images, explain
-    )
-    return [*out, pairs]
+    if images is None:
+        return [*out, "", ""]
+    pairs = ""
+    if explain is not None:
+        pairs = explained_section(
+            found["worst"], found["retrieval"], labels, item_names, images, explain
+        )
+    clusters = clusters_section(as_numpy(after.embeddings), labels, item_names, images, metric)
+    return [*out, pairs, clusters]
 
 
 def _predictions(x: Any, episodes: Episodes, metric: Metric) -> np.ndarray:

@@ -61,3 +61,34 @@ def explained_section(
     if not body:
         return ""
     return section("explain", "Why pairs match", CAPTION, "".join(body))
+
+
+CLUSTERS = 6
+CLUSTER_CAPTION = (
+    "The evaluation items grouped by k-means on the trained embeddings (k = the number of "
+    "classes, seeded, as the NMI of the results table): the {shown} largest clusters, ten items "
+    "each. The first item of a cluster is blue; the others are green when they share its class, "
+    "red otherwise. `deepmetric cluster` writes such assignments for unlabelled data."
+)
+
+
+def clusters_section(
+    embeddings: np.ndarray, labels: np.ndarray, item_names: Sequence[str], images: np.ndarray,
+    metric: str,
+) -> str:  # fmt: skip
+    """A contact sheet of the largest k-means clusters of the embeddings."""
+    from ..evaluation import kmeans_labels
+    from .plots import grid_figure
+
+    k = len(np.unique(labels))
+    space = "cosine" if metric in ("cosine", "dot") else "euclidean"
+    found = kmeans_labels(np.asarray(embeddings, dtype=np.float32), k, metric=space)  # type: ignore[arg-type]
+    largest = np.argsort(-np.bincount(found, minlength=k), kind="stable")[:CLUSTERS]
+    rows = []
+    for cluster in largest:
+        members = np.flatnonzero(found == cluster)[:10].tolist()
+        if members:
+            rows.append((members[0], members[1:]))
+    caption = CLUSTER_CAPTION.format(shown=len(rows))
+    body = figure(grid_figure(images, rows, labels, item_names), "clusters")
+    return section("clusters", "Clusters", caption, body)

@@ -25,6 +25,7 @@ SECTIONS = {
     "retrieval": "Retrieval examples",
     "worst": "Worst queries",
     "explain": "Why pairs match",
+    "clusters": "Clusters",
     "fewshot": "Few-shot episodes",
     "config": "Configuration",
     "environment": "Environment",
