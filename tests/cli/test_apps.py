@@ -46,8 +46,19 @@ def _read(path: Path) -> list[dict[str, str]]:
 
 def test_verify_scores_decides_and_reports(root: Path, tmp_path: Path) -> None:
     out, roc = tmp_path / "v.csv", tmp_path / "roc.png"
-    args = ["verify", str(root / "model"), str(root / "pairs.csv"), "--calibrate",
-            str(root / "pairs.csv"), "--far", "0.125", "--out", str(out), "--roc", str(roc)]  # fmt: skip
+    args = [
+        "verify",
+        str(root / "model"),
+        str(root / "pairs.csv"),
+        "--calibrate",
+        str(root / "pairs.csv"),
+        "--far",
+        "0.125",
+        "--out",
+        str(out),
+        "--roc",
+        str(roc),
+    ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "calibrated at FAR 0.125" in result.output and "roc_auc" in result.output
@@ -69,8 +80,18 @@ def test_verify_scores_decides_and_reports(root: Path, tmp_path: Path) -> None:
 
 def test_classify_labels_a_flat_folder(root: Path, tmp_path: Path) -> None:
     out = tmp_path / "p.csv"
-    args = ["classify", str(root / "model"), "--support", str(root / "images"), "--query",
-            str(root / "flat"), "--far", "0", "--out", str(out)]  # fmt: skip
+    args = [
+        "classify",
+        str(root / "model"),
+        "--support",
+        str(root / "images"),
+        "--query",
+        str(root / "flat"),
+        "--far",
+        "0",
+        "--out",
+        str(out),
+    ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     rows = _read(out)
@@ -81,8 +102,18 @@ def test_classify_labels_a_flat_folder(root: Path, tmp_path: Path) -> None:
 
 def test_cluster_writes_assignments_a_sheet_and_scores(root: Path, tmp_path: Path) -> None:
     out, sheet = tmp_path / "c.csv", tmp_path / "sheet.png"
-    args = ["cluster", str(root / "model"), "--data", str(root / "images"), "--k", "3",
-            "--out", str(out), "--sheet", str(sheet)]  # fmt: skip
+    args = [
+        "cluster",
+        str(root / "model"),
+        "--data",
+        str(root / "images"),
+        "--k",
+        "3",
+        "--out",
+        str(out),
+        "--sheet",
+        str(sheet),
+    ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "12 items in 3 clusters" in result.output and "nmi" in result.output
@@ -97,8 +128,20 @@ def test_cluster_writes_assignments_a_sheet_and_scores(root: Path, tmp_path: Pat
 
 def test_anomaly_scores_and_measures_absent_classes(root: Path, tmp_path: Path) -> None:
     out = tmp_path / "a.csv"
-    args = ["anomaly", str(root / "model"), "--normal", str(root / "normal"), "--score",
-            str(root / "images"), "-k", "1", "--false-alarm", "0.5", "--out", str(out)]  # fmt: skip
+    args = [
+        "anomaly",
+        str(root / "model"),
+        "--normal",
+        str(root / "normal"),
+        "--score",
+        str(root / "images"),
+        "-k",
+        "1",
+        "--false-alarm",
+        "0.5",
+        "--out",
+        str(out),
+    ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "auroc" in result.output and "raise an alarm" in result.output

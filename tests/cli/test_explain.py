@@ -60,9 +60,19 @@ def test_json_has_the_numbers_and_the_maps(folder: Path) -> None:
     assert len(found["map_a"]) == 4 and len(found["correspondences"]) == 2
     assert sum(map(sum, found["map_a"])) == pytest.approx(found["score"], abs=1e-5)
     gradient = runner.invoke(
-        app, ["explain", str(folder / "model"), str(a), str(b), "--json", "--method", "gradient",
-              "--steps", "8"],
-    )  # fmt: skip
+        app,
+        [
+            "explain",
+            str(folder / "model"),
+            str(a),
+            str(b),
+            "--json",
+            "--method",
+            "gradient",
+            "--steps",
+            "8",
+        ],
+    )
     assert json.loads(gradient.output)["method"] == "gradient"
 
 
@@ -70,9 +80,20 @@ def test_neighbours_in_an_index_with_why_not(folder: Path, tmp_path: Path) -> No
     query = folder / "images/red/0.png"
     out = tmp_path / "n.png"
     result = runner.invoke(
-        app, ["explain", str(folder / "model"), str(query), "--index", str(folder / "idx"), "-k",
-              "2", "--json", "--out", str(out)],
-    )  # fmt: skip
+        app,
+        [
+            "explain",
+            str(folder / "model"),
+            str(query),
+            "--index",
+            str(folder / "idx"),
+            "-k",
+            "2",
+            "--json",
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     found = json.loads(result.stdout)
     kinds = [n["kind"] for n in found["neighbours"]]
@@ -86,8 +107,13 @@ def test_neighbours_in_an_index_with_why_not(folder: Path, tmp_path: Path) -> No
 
 def test_the_metric_comes_from_the_model(tmp_path: Path) -> None:
     torch.manual_seed(0)
-    model = Embedder({"backbone": {"name": "conv4", "channels": 8, "num_blocks": 2},
-                      "embedding_dim": 8, "normalize": False})  # fmt: skip
+    model = Embedder(
+        {
+            "backbone": {"name": "conv4", "channels": 8, "num_blocks": 2},
+            "embedding_dim": 8,
+            "normalize": False,
+        }
+    )
     save_model(model.eval(), tmp_path / "m", preprocessing=PREPROCESSING)
     images = make_images(tmp_path / "images")
     a, b = images / "red/0.png", images / "green/0.png"
@@ -121,8 +147,13 @@ def test_an_index_of_another_model_is_one_line(folder: Path, tmp_path: Path) -> 
 
 def test_exact_on_a_model_without_a_map_says_to_use_gradients(tmp_path: Path) -> None:
     torch.manual_seed(0)
-    model = Embedder({"backbone": {"name": "conv4", "channels": 8, "num_blocks": 2},
-                      "pooling": "gem", "embedding_dim": 8})  # fmt: skip
+    model = Embedder(
+        {
+            "backbone": {"name": "conv4", "channels": 8, "num_blocks": 2},
+            "pooling": "gem",
+            "embedding_dim": 8,
+        }
+    )
     save_model(model.eval(), tmp_path / "m", preprocessing=PREPROCESSING)
     images = make_images(tmp_path / "images")
     a = str(images / "red/0.png")
