@@ -9,8 +9,8 @@ channels, no pretrained file, CPU without AMP or workers, 4-item batches of 2 pe
 output in ``tmp_path`` and no report. Retrieval ``ks`` keep the config's values that the fixture's
 test set can answer (the protocol rejects a k past the gallery). The specs' ``image_size``, the
 augmentation, the loss, miner, optimiser, schedule, head and evaluation protocol stay the
-config's own, at the config's image sizes. ``digits`` and ``omniglot_npz`` are trained by
-tests/test_config.py and tests/data/test_npz.py; ``omniglot`` trains on the bundled set and is
+config's own, at the config's image sizes. ``digits``, ``omniglot_npz`` and ``faces`` are trained
+by tests/test_config.py and tests/data/test_npz.py; ``omniglot`` trains on the bundled set and is
 tested below on the native layout of its test split.
 """
 
@@ -37,7 +37,7 @@ from deepmetric.search.rerank import alpha_query_expansion, k_reciprocal_distanc
 from tests.data import fixtures as fx
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-TRAINED_ELSEWHERE = {"digits", "omniglot_npz", "omniglot"}
+TRAINED_ELSEWHERE = {"digits", "omniglot_npz", "omniglot", "faces"}
 SIZES = {(8, 8), (13, 9), (7, 12), (300, 270)}  # (width, height), cycled over the files
 IMAGENET = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
 

@@ -10,7 +10,7 @@ import torch
 
 from deepmetric.config import load_config
 from deepmetric.data import NpzDataset, build_dataset
-from deepmetric.runs import build_data
+from deepmetric.runs import build_data, run_training
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "omniglot_npz.yaml"
 
@@ -263,3 +263,21 @@ def test_value_errors_name_the_file(tmp_path: Path) -> None:
         NpzDataset(path, channels=2)
     with pytest.raises(ValueError, match=r"extra must be a list of array names; got 'alphabet'"):
         NpzDataset(path, extra="alphabet")
+
+
+def test_the_faces_config_trains_on_people_0_to_29_and_tests_on_the_others(tmp_path: Path) -> None:
+    """configs/faces.yaml on an Olivetti-shaped file (40 people, 2 images of 64x64 each)."""
+    rng = np.random.default_rng(3)
+    labels = np.repeat(np.arange(40), 2).astype(np.int32)
+    images = rng.integers(0, 256, size=(80, 64, 64)).astype(np.uint8)
+    np.savez(tmp_path / "faces.npz", images=images, labels=labels)
+    file = tmp_path / "faces.npz"
+    sets = [f"data.train.path={file}", f"data.test.path={file}", "epochs=1",
+            "model.backbone.channels=4", f"output.dir={tmp_path / 'run'}", "output.report=false",
+            "output.baselines=false", "sampler.batch_size=8", "sampler.m_per_class=2"]  # fmt: skip
+    config = load_config(CONFIG.parent / "faces.yaml", sets)
+    data = build_data(config)
+    assert data.train.extra["item_id"].tolist() == list(range(60))
+    assert data.test.extra["item_id"].tolist() == list(range(60, 80))
+    outcome = run_training(config)
+    assert {"auc", "eer", "map_at_r"} <= set(outcome.metrics)
