@@ -182,21 +182,40 @@ def test_config_trains_end_to_end_on_its_layout(name: str, tmp_path: Path) -> No
     ]
 
 
-def test_reid_protocol_ranks_to_the_configs_ks(tmp_path: Path) -> None:
-    fx.make_market(tmp_path)  # test split: 2 queries, a gallery of 5
+def _market_scores(tmp_path: Path, sets: list[str]) -> tuple[dict[str, float], tuple]:  # type: ignore[type-arg]
+    """The reid protocol's metrics on the Market fixture (2 queries, a gallery of 5) with
+    random embeddings, and ``(query x, gallery x, ids and cameras)`` to check them with."""
+    fx.make_market(tmp_path)
     roots = [f"data.train.root={tmp_path}", f"data.test.root={tmp_path}"]
-    config = load_config(CONFIGS / "market1501.yaml", [*roots, "evaluation.ks=[1, 2, 5]"])
+    config = load_config(CONFIGS / "market1501.yaml", [*roots, *sets])
     test = build_dataset(config.data.test)
     x = torch.randn(len(test), 8, generator=torch.Generator().manual_seed(0))
-
     metrics = evaluate_embeddings(x, test, config.evaluation)
-
     q, g = (np.asarray(test.extra[key], dtype=bool) for key in ("is_query", "is_gallery"))
     pid, cam = test.extra["pid"], test.extra["camera"]
-    xq, xg = x[torch.from_numpy(q)], x[torch.from_numpy(g)]
-    whole = reid_metrics(xq, xg, pid[q], pid[g], cam[q], cam[g], metric="cosine", max_rank=5)
+    return metrics, (x[torch.from_numpy(q)], x[torch.from_numpy(g)], pid[q], pid[g], cam[q], cam[g])
+
+
+def test_reid_protocol_ranks_to_the_configs_ks(tmp_path: Path) -> None:
+    metrics, (xq, xg, *ids) = _market_scores(tmp_path, ["evaluation.ks=[1, 2, 5]"])
+    whole = reid_metrics(xq, xg, *ids, metric="cosine", max_rank=5)
     want = {f"rank_{k}": float(whole.cmc[k - 1]) for k in (1, 2, 5)}
     assert metrics == pytest.approx({**want, "map": whole.map, "minp": whole.minp})
+
+
+def test_reid_protocol_re_ranks_with_query_expansion_and_k_reciprocal(tmp_path: Path) -> None:
+    sets = [
+        "evaluation.ks=[1, 2]",
+        "evaluation.rerank=k_reciprocal",
+        "evaluation.query_expansion=2",
+    ]
+    metrics, (xq, xg, *ids) = _market_scores(tmp_path, sets)
+    expanded = alpha_query_expansion(xq, xg, n=2)
+    d = k_reciprocal_distances(expanded, torch.nn.functional.normalize(xg), metric="cosine")
+    whole = reid_metrics_from_distances(d, *ids, max_rank=2)
+    assert metrics == pytest.approx(
+        {"rank_1": whole.cmc[0], "rank_2": whole.cmc[1], "map": whole.map, "minp": whole.minp}
+    )
 
 
 def test_omniglot_recipe_trains_on_the_bundled_set_and_tests_on_the_native_layout(
@@ -219,25 +238,3 @@ def test_omniglot_recipe_trains_on_the_bundled_set_and_tests_on_the_native_layou
     assert card["preprocessing"] == {"image_size": [28, 28], "channels": 1}
     test = build_dataset(config.data.test)
     assert test[0][0].shape == (1, 28, 28) and float(test[0][0].mean()) < 0.5  # white on black
-
-
-def test_reid_protocol_re_ranks_with_query_expansion_and_k_reciprocal(tmp_path: Path) -> None:
-    fx.make_market(tmp_path)
-    roots = [f"data.train.root={tmp_path}", f"data.test.root={tmp_path}"]
-    sets = [*roots, "evaluation.ks=[1, 2]", "evaluation.rerank=k_reciprocal",
-            "evaluation.query_expansion=2"]  # fmt: skip
-    config = load_config(CONFIGS / "market1501.yaml", sets)
-    test = build_dataset(config.data.test)
-    x = torch.randn(len(test), 8, generator=torch.Generator().manual_seed(0))
-
-    metrics = evaluate_embeddings(x, test, config.evaluation)
-
-    q, g = (np.asarray(test.extra[key], dtype=bool) for key in ("is_query", "is_gallery"))
-    pid, cam = test.extra["pid"], test.extra["camera"]
-    xq, xg = x[torch.from_numpy(q)], x[torch.from_numpy(g)]
-    expanded = alpha_query_expansion(xq, xg, n=2)
-    d = k_reciprocal_distances(expanded, torch.nn.functional.normalize(xg), metric="cosine")
-    whole = reid_metrics_from_distances(d, pid[q], pid[g], cam[q], cam[g], max_rank=2)
-    assert metrics == pytest.approx(
-        {"rank_1": whole.cmc[0], "rank_2": whole.cmc[1], "map": whole.map, "minp": whole.minp}
-    )

@@ -120,6 +120,11 @@ def check_out(out: Path | None, overwrite: bool, suffix: str = ".csv") -> None:
         fail(f"{out} exists; pass --overwrite to replace it")
 
 
+def start(run: Path, metric: str | None, device: str | None) -> tuple[Any, Any]:
+    """``(metric, encoder)`` of an application: ``--metric`` or the model's, and the model."""
+    return chosen_metric(run, metric, ("cosine", "euclidean")), encoder_of(run, device)
+
+
 def chosen_metric(run: Path, metric: str | None, allowed: Sequence[str]) -> Any:
     """``--metric``, else the model's (dot read as cosine, squared euclidean as euclidean)."""
     chosen = metric or guarded(lambda: model_metric(model_dir(run)))
@@ -159,8 +164,7 @@ def classify(
     from ..apps import FewShotClassifier
 
     check_out(out, overwrite)
-    chosen = chosen_metric(run, metric, ("cosine", "euclidean"))
-    encoder = encoder_of(run, device)
+    chosen, encoder = start(run, metric, device)
     with readable_errors():
         known = read_images(encoder, support, "--support")
         if known.labels is None:
@@ -217,8 +221,7 @@ def cluster(
 
     check_out(out, overwrite)
     check_out(sheet, overwrite, ".png")
-    chosen = chosen_metric(run, metric, ("cosine", "euclidean"))
-    encoder = encoder_of(run, device)
+    chosen, encoder = start(run, metric, device)
     with readable_errors():
         images = read_images(encoder, data, "--data")
         found = cluster_embeddings(images.vectors, k=k, threshold=threshold, method=method,
@@ -283,8 +286,7 @@ def anomaly(
     from ..evaluation import detection_metrics
 
     check_out(out, overwrite)
-    chosen = chosen_metric(run, metric, ("cosine", "euclidean"))
-    encoder = encoder_of(run, device)
+    chosen, encoder = start(run, metric, device)
     with readable_errors():
         reference = read_images(encoder, normal, "--normal")
         scored = read_images(encoder, score, "--score")

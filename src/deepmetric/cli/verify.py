@@ -16,11 +16,10 @@ from .apps import (
     Out,
     Overwrite,
     check_out,
-    chosen_metric,
     encode_files,
-    encoder_of,
     labelled,
     print_table,
+    start,
     write_csv,
 )
 
@@ -80,8 +79,7 @@ def verify(
     check_out(roc, overwrite, ".png")
     if sum(x is not None for x in (calibrate, threshold, index)) > 1:
         fail("give at most one of --calibrate, --threshold and --index")
-    chosen = chosen_metric(run, metric, ("cosine", "euclidean"))
-    encoder = encoder_of(run, device)
+    chosen, encoder = start(run, metric, device)
     with readable_errors():
         a, b, same = read_pairs(pairs)
         scores = pair_scores(encode_files(encoder, a, "a"), encode_files(encoder, b, "b"), chosen)
