@@ -5,7 +5,20 @@ from __future__ import annotations
 import typer
 import typer.core
 
-from . import apps, bench, demo, embed, evaluate, explain, index, search, serve, train, verify
+from . import (
+    apps,
+    bench,
+    demo,
+    embed,
+    evaluate,
+    explain,
+    index,
+    search,
+    serve,
+    train,
+    tune,
+    verify,
+)
 from ._common import brief_warnings
 
 # typer's help shows a type beside every option, "<bool>" for an on/off flag too, which reads
@@ -18,6 +31,7 @@ typer.core.TyperOption.display_type_rich = lambda self, ctx: (  # type: ignore[m
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Deep metric learning toolkit.")
 app.command("demo")(demo.demo)
 app.command("train")(train.train)
+app.command("tune")(tune.tune)
 app.command("evaluate")(evaluate.evaluate)
 app.command("embed")(embed.embed)
 app.command("bench")(bench.bench)

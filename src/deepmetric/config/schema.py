@@ -95,6 +95,11 @@ class DataConfig(_Section):
     training groups; ``sampler.classes_per_group`` builds batches from it. ``rotate_classes``
     adds each training image turned by 90, 180 and 270 degrees as new classes
     (``deepmetric.data.with_rotated_classes``); validation and test stay upright.
+
+    ``search`` marks a trial of a hyper-parameter search (``deepmetric tune``): the test split
+    is never loaded (``test`` is not opened; held-out test classes or groups are dropped), and a
+    seeded ``val_fraction`` of the remaining training classes (groups) is both the validation
+    set and what the run scores at the end.
     """
 
     train: dict[str, Any] = {"name": "digits", "as_vectors": True}
@@ -107,6 +112,7 @@ class DataConfig(_Section):
     val_set: Literal["none", "split", "test"] = "none"
     val_fraction: float = 0.2
     rotate_classes: bool = False
+    search: bool = False
 
     @field_validator("train", "test")
     @classmethod

@@ -101,7 +101,8 @@ def build_data(config: RunConfig) -> RunData:
     full = build_dataset(spec.train)
     groups = None if spec.group is None else full.field(spec.group, "data.group").astype(str)
     if spec.test is not None:
-        train_data, test = full, build_dataset(spec.test)
+        train_data = full
+        test = full.subset(np.zeros(0, np.int64)) if spec.search else build_dataset(spec.test)
     else:
         if spec.test_classes:
             in_test = _held_out(full, spec.test_classes)
@@ -116,7 +117,14 @@ def build_data(config: RunConfig) -> RunData:
             full.subset(np.flatnonzero(in_test)),
         )
     val = None
-    if spec.val_set == "test":
+    if spec.search:  # a tuning trial: validation on training classes is all it sees and scores
+        by = train_data.labels if groups is None else train_data.field(spec.group, "data.group")
+        keep, held = class_disjoint_split(
+            np.asarray(by).astype(str), spec.val_fraction, spec.split_seed
+        )
+        train_data, val = train_data.subset(keep), train_data.subset(held)
+        test = val
+    elif spec.val_set == "test":
         val = test
     elif spec.val_set == "split":
         by = train_data.labels
