@@ -21,8 +21,9 @@ LAYERS: dict[str, int] = {
     **dict.fromkeys(["explain", "index", "sklearn", "training"], 3),
     **dict.fromkeys(["apps", "report", "serve"], 4),
     **dict.fromkeys(["config", "recipes"], 5),
-    **dict.fromkeys(["runs", "tune"], 6),
-    **dict.fromkeys(["", "cli"], 7),  # "" is the package itself: only the CLI sits beside it
+    "runs": 6,
+    "tune": 7,  # studies of runs
+    **dict.fromkeys(["", "cli"], 8),  # "" is the package itself: only the CLI sits beside it
 }
 
 
