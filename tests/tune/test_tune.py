@@ -174,3 +174,37 @@ def test_two_workers_share_one_study(tmp_path: Path) -> None:
     folders = sorted(p.name for p in (tmp_path / "study").glob("trial_*"))
     assert len(folders) == len(states) and len(set(folders)) == len(folders)
     assert all("best: trial" in out for out in outputs)
+
+
+def test_the_study_report_renders_in_chromium(tmp_path: Path) -> None:
+    """With DEEPMETRIC_DOCS_SCREENSHOT=1 and STUDY=folder, docs/study-report.png is taken of
+    that study's report instead (the README's)."""
+    from tests.report.test_browser import close, open_report
+    from tests.serve.test_browser import CHROMIUM, DRIVER
+
+    pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
+    if not (os.path.exists(CHROMIUM) and os.path.exists(DRIVER)):
+        pytest.skip(f"needs Chromium at {CHROMIUM} and chromedriver at {DRIVER}")
+    from deepmetric.tune.report import write_study_report
+
+    space = load_space(_space(tmp_path), DIGITS)
+    study = run_study(DIGITS, space, tmp_path / "study", trials=2, overrides=SMALL)
+    page = write_study_report(study, tmp_path / "study")
+    text = page.read_text()
+    assert all(f'id="{a}"' in text for a in ("history", "importances", "curves", "trials"))
+    shown = Path(os.environ["STUDY"]) / "study.html" if os.environ.get("STUDY") else page
+    driver = open_report(shown)
+    try:
+        images = driver.execute_script(
+            "return [...document.images].map(i => i.complete && i.naturalWidth > 0)"
+        )
+        assert len(images) == 2 and all(images)  # history and curves
+        assert [e for e in driver.get_log("browser") if e["level"] == "SEVERE"] == []
+        if os.environ.get("DEEPMETRIC_DOCS_SCREENSHOT") == "1":
+            height = driver.execute_script("return document.body.scrollHeight")
+            driver.set_window_size(1200, min(int(height), 2400))
+            driver.save_screenshot(
+                str(Path(__file__).resolve().parents[2] / "docs" / "study-report.png")
+            )
+    finally:
+        close(driver)

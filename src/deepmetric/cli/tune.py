@@ -13,7 +13,10 @@ from ._common import fail, guarded, readable_errors, set_threads, threads_option
 def _line(trial: Any) -> str:
     value = "" if trial.value is None else f"{trial.value:.4f}"
     params = ", ".join(f"{k}={v}" for k, v in (trial.user_attrs.get("params") or {}).items())
-    return f"trial {trial.number:>3}  {trial.state.name.lower():<8} {value:>8}  {params}"
+    error = trial.user_attrs.get("error")
+    return f"trial {trial.number:>3}  {trial.state.name.lower():<8} {value:>8}  {params}" + (
+        f"\n             error: {error}" if error else ""
+    )
 
 
 def tune(

@@ -61,7 +61,7 @@ def open_study(
             heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
             engine_kwargs={"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None,
         )
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # trial lines say what happened
     name = folder.resolve().name
     study = optuna.create_study(
         study_name=name, storage=rdb, load_if_exists=True,
@@ -106,7 +106,8 @@ def run_study(
     on_trial: Callable[[Any], None] | None = None,
 ) -> Any:
     """Run trials until the study holds ``trials`` finished ones (complete or pruned), counted
-    over every worker; returns the Optuna study.
+    over every worker, this worker trying at most ``trials`` times; returns the Optuna study.
+    A trial whose values make a bad run config (a ``ValueError``) fails and the study goes on.
 
     ``repeats`` trains each trial under that many seeds (``runtime.seed`` + 0, 1, ...) and scores
     it by their mean validation value, so that a gain can be told from noise.
@@ -137,9 +138,13 @@ def run_study(
                 f"runtime.seed={base.runtime.seed + repeat}",
             ]
             report = _Report(trial, key) if repeat == 0 else None
-            outcome = run_training(
-                load_config(config, sets), overwrite=True, callbacks=[report] if report else []
-            )
+            try:
+                outcome = run_training(
+                    load_config(config, sets), overwrite=True, callbacks=[report] if report else []
+                )
+            except ValueError as err:  # a bad combination of values: this trial fails
+                trial.set_user_attr("error", str(err).splitlines()[0])
+                raise
             if report is not None and report.pruned:
                 raise optuna.TrialPruned()
             scores.append(float(outcome.result.best_metric or math.nan))
@@ -151,7 +156,7 @@ def run_study(
     if on_trial is not None:
         callbacks.append(lambda study, trial: on_trial(trial))
     if sum(t.state in done for t in study.trials) < trials:
-        study.optimize(objective, n_trials=trials, callbacks=callbacks, catch=())
+        study.optimize(objective, n_trials=trials, callbacks=callbacks, catch=(ValueError,))
     return study
 
 
