@@ -16,14 +16,17 @@ TOP = 5
 
 def _figure() -> Any:
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
-    return Figure(figsize=(6.4, 3.4), layout="constrained")
+    fig = Figure(figsize=(6.4, 3.4), layout="constrained")
+    fig.add_subplot().xaxis.set_major_locator(MaxNLocator(integer=True))
+    return fig
 
 
 def _history(study: Any) -> str:
     done = [t for t in study.trials if t.value is not None]
     fig = _figure()
-    ax = fig.add_subplot()
+    ax = fig.axes[0]
     numbers, values = [t.number for t in done], [t.value for t in done]
     ax.plot(numbers, values, "o", label="trial")
     best, running = [], None
@@ -55,7 +58,7 @@ def _curves(study: Any, folder: Path) -> str:
         reverse=study.direction.name == "MAXIMIZE",
     )[:TOP]
     fig = _figure()
-    ax = fig.add_subplot()
+    ax = fig.axes[0]
     for trial in done:
         log = folder / f"trial_{trial.number:04d}" / "metrics.jsonl"
         if not log.is_file():
