@@ -208,3 +208,9 @@ def test_the_study_report_renders_in_chromium(tmp_path: Path) -> None:
             )
     finally:
         close(driver)
+
+
+def test_the_shipped_spaces_load_against_their_configs() -> None:
+    root = Path(__file__).resolve().parents[2] / "configs"
+    for space in sorted((root / "spaces").glob("*.yaml")):
+        assert load_space(space, root / space.name).params
