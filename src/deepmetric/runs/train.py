@@ -118,7 +118,9 @@ def build_data(config: RunConfig) -> RunData:
         )
     val = None
     if spec.search:  # a tuning trial: validation on training classes is all it sees and scores
-        by = train_data.labels if groups is None else train_data.field(spec.group, "data.group")
+        by = (
+            train_data.labels if groups is None else train_data.field(str(spec.group), "data.group")
+        )
         keep, held = class_disjoint_split(
             np.asarray(by).astype(str), spec.val_fraction, spec.split_seed
         )
