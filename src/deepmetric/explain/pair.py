@@ -34,6 +34,7 @@ import torch
 from torch import Tensor, nn
 
 from .._checks import check_choice, check_int
+from ..distances import paired
 from ..models import Embedder
 
 Method = Literal["auto", "exact", "gradient"]
@@ -198,20 +199,16 @@ def _pair_terms(ga: Tensor, gb: Tensor, metric: str, normalize: bool) -> tuple[T
 
 
 def _score(ea: Tensor, eb: Tensor, metric: str) -> Tensor:
-    """The model's score of embedding rows ``ea`` against ``eb`` (broadcast)."""
-    if metric == "cosine":
-        return nn.functional.cosine_similarity(ea, eb, dim=-1)
-    if metric == "dot":
-        return (ea * eb).sum(-1)
-    squared = (ea - eb).square().sum(-1)
-    return squared if metric == "squared_euclidean" else squared.sqrt()
+    """The model's score of the rows of ``ea`` against ``eb`` (one row, or as many)."""
+    ea, eb = ea.reshape(-1, ea.shape[-1]), eb.reshape(-1, eb.shape[-1])
+    return paired(ea, eb.expand_as(ea), metric)  # type: ignore[arg-type]
 
 
 def _explained(ea: Tensor, eb: Tensor, metric: str) -> Tensor:
     """The value the maps decompose: the score, or ``-distance**2`` for euclidean metrics."""
     if metric in ("cosine", "dot"):
         return _score(ea, eb, metric)
-    return -(ea - eb).square().sum(-1)
+    return -_score(ea, eb, "squared_euclidean")
 
 
 def explain_pairs(
@@ -317,7 +314,7 @@ def _exact(
         c, explained = _pair_terms(terms_q[0].double(), terms_o[k].double(), metric, normalize)
         out.append(
             PairExplanation(
-                score=float(_score(embedded[0], embedded[k + 1], metric)),
+                score=float(_score(embedded[0], embedded[k + 1], metric)[0]),
                 explained=float(explained),
                 map_a=c.sum(1).reshape(grid_q).numpy(), map_b=c.sum(0).reshape(grid_o).numpy(),
                 pairs=c.numpy(), input_shape_a=tuple(query.shape[2:]),
@@ -337,7 +334,7 @@ def _gradient(
             ea, eb = ea[:1], ea[1:]
         else:
             eb = model(b)
-    score, explained = _score(ea[0], eb[0], metric), _explained(ea[0], eb[0], metric)
+    score, explained = _score(ea, eb, metric)[0], _explained(ea, eb, metric)[0]
     map_a, base_a, error_a = _integrated(model, a, eb, metric, steps, baseline)
     map_b, base_b, error_b = _integrated(model, b, ea, metric, steps, baseline)
     return PairExplanation(
