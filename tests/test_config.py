@@ -297,7 +297,7 @@ def test_group_disjoint_splits_rotations_and_hierarchical_options() -> None:
     [
         (["data.test_groups=[Latin]"], "data.test_groups needs data.group"),
         ([*SMALL_OMNIGLOT, "data.test_groups=[Klingon]"], r"\['Klingon'\] are not groups"),
-        (["sampler.classes_per_group=2"], "classes_per_group and group go together"),
+        (["sampler.classes_per_group=2"], "classes_per_group needs group"),
         (["data.rotate_classes=true"], "rotate_classes needs images"),
     ],
 )

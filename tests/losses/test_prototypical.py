@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from deepmetric.losses import PrototypicalLoss
-from deepmetric.tuples import Pairs
+from deepmetric.tuples import Pairs, all_pairs
 from tests.helpers import assert_same_value_and_grad, batch
 from tests.reference import ssl_losses as ref
 
@@ -46,9 +46,27 @@ def test_two_items_per_class_is_a_one_shot_episode() -> None:
         torch.testing.assert_close(per[i], torch.logsumexp(logits, 0) - logits[y[i]])
 
 
-def test_mined_anchors_select_the_terms() -> None:
-    x, y = batch(n=10, dim=4, classes=3, seed=5)
+def test_mined_negatives_choose_the_anchors_and_their_classes() -> None:
+    x, y = batch(n=12, dim=4, classes=4, seed=5)
+    # anchor 1: one negative item; anchor 4: two negatives of one class, one of another;
+    # anchor 7: no negative (a positive pair only), so not an anchor
+    assert y.tolist() == [1, 1, 3, 3, 0, 0, 2, 2, 1, 0, 2, 3]
+    a1, p = torch.tensor([1, 7]), torch.tensor([0, 6])
+    a2, n = torch.tensor([1, 4, 4, 4]), torch.tensor([2, 2, 3, 6])
+    negatives: dict[int, set[int]] = {}
+    for anchor, neg in zip(a2.tolist(), n.tolist(), strict=True):
+        negatives.setdefault(anchor, set()).add(int(y[neg]))
+    for metric in ("squared_euclidean", "cosine"):
+        loss = PrototypicalLoss(metric=metric)  # type: ignore[arg-type]
+        assert_same_value_and_grad(
+            lambda e, loss=loss: loss(e, y, indices=Pairs(a1, p, a2, n)),
+            lambda e, metric=metric: ref.prototypical(e, y, metric, negatives=negatives),
+            x,
+        )
+
+
+def test_negatives_from_all_classes_give_the_unmined_terms() -> None:
+    x, y = batch(n=10, dim=4, classes=3, seed=6)
     per = PrototypicalLoss(reduction="none")(x, y)
-    pairs = Pairs(torch.tensor([1, 4]), torch.tensor([1, 4]), torch.tensor([7]), torch.tensor([0]))
-    value = PrototypicalLoss()(x, y, indices=pairs)
-    torch.testing.assert_close(value, per[[1, 4, 7]].mean())
+    mined = PrototypicalLoss(reduction="none")(x, y, indices=all_pairs(y))
+    torch.testing.assert_close(mined, per)

@@ -29,6 +29,7 @@ NAMES = [
     "multi_similarity",
     "pair_margin",
     "semi_hard",
+    "within_group",
 ]
 # configs that mine something on unit-norm embeddings (the defaults, plus "all" as triplets)
 SPECS: list[dict[str, Any]] = [

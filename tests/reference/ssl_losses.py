@@ -159,17 +159,25 @@ def prototypical(
     t: float = 1.0,
     r: Tensor | None = None,
     ry: Tensor | None = None,
+    negatives: dict[int, set[int]] | None = None,
 ) -> Tensor:
     """Snell et al.: each anchor against every class mean; its own class's mean leaves it out
-    when the batch is its own reference. Mean over anchors of -log softmax(-d / t)[own]."""
+    when the batch is its own reference. Mean over anchors of -log softmax(-d / t)[own].
+    ``negatives`` (mined): anchor -> the classes it is compared with besides its own; items
+    missing from it, or with none, are not anchors."""
     ref, ref_y, is_self = _reference_set(x, y, r, ry)
     classes = sorted(set(ref_y.tolist()))
     terms = []
     for a in range(len(y)):
         if len(classes) < 2 or int(y[a]) not in classes:
             continue
+        compared = classes
+        if negatives is not None:
+            if not negatives.get(a):
+                continue
+            compared = sorted({int(y[a]), *negatives[a]})
         logits = []
-        for c in classes:
+        for c in compared:
             members = [j for j in range(len(ref_y)) if int(ref_y[j]) == c]
             if is_self and c == int(y[a]):
                 members = [j for j in members if j != a]
@@ -178,6 +186,6 @@ def prototypical(
             prototype = torch.stack([ref[j] for j in members]).mean(0)
             logits.append(-dist(x[a], prototype, metric) / t)
         else:
-            own = classes.index(int(y[a]))
+            own = compared.index(int(y[a]))
             terms.append(torch.logsumexp(torch.stack(logits), 0) - logits[own])
     return torch.stack(terms).mean() if terms else x.sum() * 0.0

@@ -61,7 +61,7 @@ def test_bad_options_name_the_field(build, match) -> None:  # type: ignore[no-un
 
 
 def test_classes_per_group_needs_a_group_field() -> None:
-    with pytest.raises(ValueError, match="sampler.classes_per_group and group go together"):
+    with pytest.raises(ValueError, match="sampler.classes_per_group needs group"):
         TrainOptions(sampler=SamplerOptions(batch_size=8, m_per_class=2, classes_per_group=2))
 
 

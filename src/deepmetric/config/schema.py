@@ -92,7 +92,8 @@ class DataConfig(_Section):
     ``group`` names a coarse label among the items' ``extra`` fields (an alphabet, a product
     super-class). With it the splits hold out whole groups: ``test_groups`` by name, else a
     seeded ``test_fraction`` of the groups, and ``val_set: split`` a ``val_fraction`` of the
-    training groups; ``sampler.classes_per_group`` builds batches from it. ``rotate_classes``
+    training groups; ``sampler.classes_per_group`` builds batches from it and the miner
+    ``{name: within_group}`` mines inside each group of a batch. ``rotate_classes``
     adds each training image turned by 90, 180 and 270 degrees as new classes
     (``deepmetric.data.with_rotated_classes``); validation and test stay upright.
 
@@ -238,7 +239,7 @@ class RunConfig(_Section):
             validation=self.validation,
             runtime=self.runtime,
             augmentation=self.augmentation,
-            group=self.data.group if self.sampler.classes_per_group else None,
+            group=self.data.group,
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -51,8 +51,10 @@ class PrototypicalLoss(nn.Module):
     ``m = 2``: one-shot). ``"mean"`` averages over the anchors: items whose class has another
     item, in a batch of two classes or more. With ``ref_embeddings`` (cross-batch memory) the
     prototypes are the reference set's class means and every item with its class there is an
-    anchor. With mined ``indices`` the anchors are the mined anchors (``unique(a1 ∪ a2)``, or
-    ``unique(a)``); the prototypes still use the whole batch.
+    anchor. With mined ``indices`` each item's softmax runs over its own class and the classes
+    of its mined negatives (``(a2, n)`` pairs, or the triplets' ``(a, n)``), and the anchors are
+    the items with a mined negative; the prototypes still use the whole batch. So
+    ``within_group`` mining gives within-group episodes.
 
     Paper: "Prototypical Networks for Few-shot Learning", Snell, Swersky & Zemel, NeurIPS 2017
     (https://arxiv.org/abs/1703.05175), which uses the squared Euclidean distance. The
@@ -101,11 +103,14 @@ class PrototypicalLoss(nn.Module):
             embeddings, labels, ref, ref_lab, is_self=is_self, metric=self.metric,
             temperature=self.temperature,
         )  # fmt: skip
-        if indices is not None:
+        if indices is not None:  # each anchor against its own class and its mined negatives
             pairs = as_pairs(indices)
-            chosen = torch.zeros_like(valid)
-            chosen[torch.cat([pairs.a1, pairs.a2])] = True
-            valid = valid & chosen
+            column = torch.searchsorted(torch.unique(ref_lab), ref_lab)
+            allowed = torch.zeros_like(logits, dtype=torch.bool)
+            allowed[pairs.a2, column[pairs.n]] = True
+            valid = valid & allowed.any(1)
+            allowed[torch.arange(len(own), device=own.device), own] = True
+            logits = logits.masked_fill(~allowed, -torch.inf)
         if logits.shape[1] == 0:
             per = embeddings.sum(1) * 0.0
         else:

@@ -17,6 +17,7 @@ from ._common import MINERS, Miner, window_triplets
 from .batch_hard import BatchHardMiner, batch_hard_triplets
 from .distance_weighted import DistanceWeightedMiner, distance_weighted_probabilities
 from .exhaustive import AllMiner
+from .group import WithinGroupMiner
 from .multi_similarity import MultiSimilarityMiner, multi_similarity_pairs
 from .pair_margin import PairMarginMiner
 from .triplet_margin import HardNegativeMiner, SemiHardMiner
@@ -47,6 +48,7 @@ __all__ = [
     "MultiSimilarityMiner",
     "PairMarginMiner",
     "SemiHardMiner",
+    "WithinGroupMiner",
     "batch_hard_triplets",
     "build",
     "distance_weighted_probabilities",

@@ -68,6 +68,7 @@ class _Run:
     log: MetricLogger
     state: State
     out_dir: Path | None
+    class_groups: tuple[Tensor, Tensor] | None = None  # sorted class labels, their group codes
     best_weights: dict[str, Tensor] | None = None
     checkpoint: Path | None = None
     totals: EpochTotals = dataclasses.field(default_factory=EpochTotals)
@@ -104,6 +105,8 @@ def train(
         loss: called ``loss(embeddings, labels, indices=...)``: the miner's pairs or
             triplets, or ``None`` without a miner (every deepmetric loss takes ``indices=``).
         miner: picks the pairs or triplets of each batch; None gives the loss the whole batch.
+            A miner with ``uses_groups`` (``within_group``) also gets each item's group code
+            from the ``options.group`` field.
         val_data: held-out classes for validation, best-model selection and early stopping.
         options: see ``TrainOptions``.
         callbacks: each called with the ``State`` after every step and at every epoch's end.
@@ -116,7 +119,7 @@ def train(
             invalid options (named by field).
     """
     check_data(train_data, val_data, options)
-    run = _setup(model, train_data, loss, options, out_dir, resume)
+    run = _setup(model, train_data, loss, miner, options, out_dir, resume)
     state = run.state
     shown = options.runtime.progress and is_main_process()
     feedback = Progress(epochs=options.epochs, select=options.validation.select) if shown else None
@@ -132,7 +135,7 @@ def train(
                     with _autocast(run):
                         embeddings = run.net(run.augment(inputs)).float()
                     embeddings, labels = gather_batch(embeddings, labels)
-                    indices = miner(embeddings, labels) if miner is not None else None
+                    indices = _mine(run, miner, embeddings, labels)
                     value = loss(embeddings, labels, indices=indices)
                     _backward_and_step(run, value)
                     if state.step % options.runtime.log_every == 0:
@@ -151,8 +154,8 @@ def train(
 
 
 def _setup(
-    model: nn.Module, train_data: LabeledDataset, loss: nn.Module, options: TrainOptions,
-    out_dir: str | os.PathLike[str] | None, resume: bool,
+    model: nn.Module, train_data: LabeledDataset, loss: nn.Module, miner: nn.Module | None,
+    options: TrainOptions, out_dir: str | os.PathLike[str] | None, resume: bool,
 ) -> _Run:  # fmt: skip
     """Seed, place, build the optimiser and sampler, and restore a checkpoint when resuming."""
     runtime = options.runtime
@@ -199,9 +202,35 @@ def _setup(
         monitor=TrainingMonitor(margin=options.validation.margin),
         log=MetricLogger(folder if is_main_process() else None), state=State(), out_dir=folder,
     )  # fmt: skip
+    if getattr(miner, "uses_groups", False):
+        run.class_groups = _class_groups(labels, train_data, options.group, device)
     if resume and folder is not None:
         _restore(run, load_checkpoint(folder / "checkpoints", map_location=str(device)))
     return run
+
+
+def _class_groups(
+    labels: np.ndarray, data: LabeledDataset, group: str | None, device: torch.device
+) -> tuple[Tensor, Tensor]:
+    """Each class's group code, for a miner that mines within groups (``uses_groups``)."""
+    if group is None:
+        raise ValueError("a miner that mines within groups needs options.group (data.group)")
+    codes = np.unique(data.field(group, "data.group"), return_inverse=True)[1].reshape(-1)
+    classes, first = np.unique(labels, return_index=True)
+    if len(np.unique(np.stack([labels, codes]), axis=1)[0]) != len(classes):
+        raise ValueError(f"data.group: a class has items in two {group!r} groups")
+    as_tensor = torch.as_tensor
+    return as_tensor(classes, device=device), as_tensor(codes[first], device=device)
+
+
+def _mine(run: _Run, miner: nn.Module | None, embeddings: Tensor, labels: Tensor) -> Any:
+    """The miner's indices for the (global) batch; a group miner gets each item's group."""
+    if miner is None:
+        return None
+    if run.class_groups is None:
+        return miner(embeddings, labels)
+    classes, codes = run.class_groups
+    return miner(embeddings, labels, groups=codes[torch.searchsorted(classes, labels)])
 
 
 def _factor(run: _Run) -> float:

@@ -253,7 +253,8 @@ class TrainOptions:
             applied on the device to image batches; validation gets the matching eval
             pipeline), or ``None`` to feed the inputs as they are.
         group: the ``train_data.extra`` field holding each item's group (e.g. ``"alphabet"``)
-            for ``sampler.classes_per_group``; a run config takes it from ``data.group``.
+            for ``sampler.classes_per_group`` and for a miner that mines within groups
+            (``within_group``); a run config takes it from ``data.group``.
 
     Example:
         >>> opts = TrainOptions(epochs=2, sampler=SamplerOptions(batch_size=16, m_per_class=4))
@@ -276,11 +277,10 @@ class TrainOptions:
 
     def __post_init__(self) -> None:
         check_int("epochs", self.epochs, 1)
-        if (self.sampler.classes_per_group is None) != (self.group is None):
+        if self.sampler.classes_per_group is not None and self.group is None:
             raise ValueError(
-                "sampler.classes_per_group and group go together (set data.group to the field "
-                f"holding the groups); got classes_per_group={self.sampler.classes_per_group!r}, "
-                f"group={self.group!r}"
+                "sampler.classes_per_group needs group (set data.group to the field holding the "
+                f"groups); got classes_per_group={self.sampler.classes_per_group!r}"
             )
         for name, cls in _GROUPS.items():
             if not isinstance(getattr(self, name), cls):
