@@ -4,8 +4,10 @@
 
 Both sides compute precision@1, R-precision and MAP@R (k = the largest class) on the same
 synthetic embeddings: unit-norm, D=128, classes of 50 (a Gaussian around a random centre per
-class). Each measurement runs in its own process, which reports its wall time and its peak RSS
-(whole process, and above the RSS once the embeddings exist); the two sides alternate for
+class). A third run times ``retrieval_metrics`` with its default metrics (adding full-ranking
+mAP, MRR, Recall@K and NDCG), to compare with the top-k call. Each measurement runs in its own
+process, which reports its wall time and its peak RSS (whole process, and above the RSS once
+the embeddings exist); the sides alternate for
 ``--repeats`` rounds and each reports its fastest round (the machine's speed drifts by a third
 between minutes, which a single round reads as a change of ratio). The approximate run searches a
 large set through a faiss IVF index with a seeded sample of its items as queries, and the same
@@ -64,16 +66,18 @@ def child(impl: str, n: int) -> dict[str, Any]:
         raw = calc.get_accuracy(x, y, x, y, ref_includes_query=True)
         values = {"precision_at_1": raw["precision_at_1"], "r_precision": raw["r_precision"],
                   "map_at_r": raw["mean_average_precision_at_r"]}  # fmt: skip
-    elif impl == "ours":
+    elif impl in ("ours", "default"):
         from deepmetric.evaluation import retrieval_metrics
 
-        values = retrieval_metrics(x, y, metric="euclidean", include=NAMES)
+        chosen = {"include": NAMES} if impl == "ours" else {}  # default: full-rank mAP too
+        values = retrieval_metrics(x, y, metric="euclidean", **chosen)
     else:
         return approximate(x, y, base)
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     return {"s": seconds, "peak_mib": peak / 2**20, "above_mib": (peak - base) / 2**20,
-            "values": {k: float(values[k]) for k in NAMES}}  # fmt: skip
+            "values": {k: float(values[k]) for k in NAMES},
+            "all": {k: float(v) for k, v in values.items()}}  # fmt: skip
 
 
 def approximate(x: torch.Tensor, y: torch.Tensor, base: int) -> dict[str, Any]:
@@ -120,24 +124,28 @@ def main() -> None:
         print(json.dumps(child(args.child[0], int(args.child[1]))))
         return
     print("| N | PML s | ours s | time ratio | PML peak MiB (above inputs) "
-          "| ours peak MiB (above inputs) | max abs value difference |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|")
+          "| ours peak MiB (above inputs) | max abs value difference | ours, default metrics s "
+          "| default / top-k |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|")
     for n in args.sizes:
-        rounds = [(run("pml", n), run("ours", n)) for _ in range(args.repeats)]
-        sides = [zip(("PML", "ours"), pair, strict=True) for pair in rounds]
-        failed = [f"{side}: {r}" for pair in sides for side, r in pair if isinstance(r, str)]
+        rounds = [(run("pml", n), run("ours", n), run("default", n)) for _ in range(args.repeats)]
+        sides = [zip(("PML", "ours", "default"), trio, strict=True) for trio in rounds]
+        failed = [f"{side}: {r}" for trio in sides for side, r in trio if isinstance(r, str)]
         if failed:
-            print(f"| {n:,} | {failed[0]} | | | | | |")
+            print(f"| {n:,} | {failed[0]} | | | | | | | |")
             continue
-        pml, ours = (min((pair[side] for pair in rounds), key=lambda r: r["s"]) for side in (0, 1))
+        pml, ours, full = (min((trio[side] for trio in rounds), key=lambda r: r["s"])
+                           for side in (0, 1, 2))  # fmt: skip
         diff = max(abs(pml["values"][k] - ours["values"][k]) for k in NAMES)
+        diff = max(diff, *(abs(full["values"][k] - ours["values"][k]) for k in NAMES))
         memory = [f"{r['peak_mib']:.0f} ({r['above_mib']:.0f})" for r in (pml, ours)]
         ratio = ours["s"] / pml["s"]
         row = [f"{n:,}", f"{pml['s']:.1f}", f"{ours['s']:.1f}", f"{ratio:.2f}", *memory]
-        print("| " + " | ".join([*row, f"{diff:.1e}"]) + " |", flush=True)
-        each = ", ".join(f"{p['s']:.1f}/{o['s']:.1f}" for p, o in rounds)
-        print(f"|   rounds (PML/ours s) | {each} |", flush=True)
-        print(f"|   values | {pml['values']} | {ours['values']} |", flush=True)
+        extra = [f"{diff:.1e}", f"{full['s']:.1f}", f"{full['s'] / ours['s']:.2f}"]
+        print("| " + " | ".join([*row, *extra]) + " |", flush=True)
+        each = ", ".join(f"{p['s']:.1f}/{o['s']:.1f}/{d['s']:.1f}" for p, o, d in rounds)
+        print(f"|   rounds (PML/ours/default s) | {each} |", flush=True)
+        print(f"|   values | {pml['values']} | {full['all']} |", flush=True)
     if args.approx_size:
         result = run("approx", args.approx_size)
         print(f"\n{SAMPLE:,} queries against N={args.approx_size:,} items, {APPROX_BACKEND}:")

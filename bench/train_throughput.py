@@ -2,17 +2,18 @@
 pytorch-metric-learning (PML) loop, with the same model, loss, optimiser, batch and data.
 
     python bench/train_throughput.py [DATA.npz] [--steps 60] [--batch-size 64] [--threads 2]
+        [--backbone conv4|resnet18]
 
 Data: Omniglot 28x28 drawings (``omniglot28_background.npz`` from the shared data folder), or
 random 28x28 images with 20 per class when no file is given. Model: ``Embedder(conv4 with 32
-channels, 64-d)``; loss: triplet margin 0.2 over all triplets of the batch; AdamW. Both loops
-take m=4 images per class. The PML loop is what its examples do: PML's ``MPerClassSampler`` with
-a ``DataLoader`` over a ``TensorDataset`` of float images, then forward, loss, backward, step.
-Ours runs ``train`` for one epoch of the same number of steps, with its default per-step work
-(monitor on every 10th batch, checks, schedule), once as it comes and once with
-``runtime.channels_last=True`` (the conv weights in the channels-last layout, which oneDNN's CPU
-convolutions run faster for this net). Each loop runs twice, alternating, after a warm-up; the
-better run of each is reported with the share of its time spent waiting for data.
+channels, 64-d)``, or ResNet-18 (64-d); loss: triplet margin 0.2 over all triplets of the
+batch; AdamW. Both loops take m=4 images per class. The PML loop is what its examples do:
+PML's ``MPerClassSampler`` with a ``DataLoader`` over a ``TensorDataset`` of float images, then
+forward, loss, backward, step. Ours runs ``train`` for one epoch of the same number of steps,
+with its default per-step work (monitor on every 10th batch, checks, schedule), once as it
+comes (the memory layout the backbone prefers: channels-last for conv4, contiguous for
+ResNet-18) and once with the other layout. Each loop runs twice, alternating, after a warm-up;
+the better run of each is reported with the share of its time spent waiting for data.
 """
 
 from __future__ import annotations
@@ -56,16 +57,20 @@ def load(path: Path | None, steps: int, batch_size: int) -> tuple[np.ndarray, np
     return images[keep], labels[keep]
 
 
+BACKBONES = {
+    "conv4": {"name": "conv4", "in_channels": 1, "channels": 32},
+    "resnet18": {"name": "resnet18", "in_channels": 1},
+}
+BACKBONE = "conv4"
+
+
 def make_model() -> Embedder:
     torch.manual_seed(0)
-    config = EmbedderConfig(
-        backbone={"name": "conv4", "in_channels": 1, "channels": 32}, embedding_dim=64
-    )
-    return Embedder(config)
+    return Embedder(EmbedderConfig(backbone=BACKBONES[BACKBONE], embedding_dim=64))
 
 
 def run_ours(
-    images: np.ndarray, labels: np.ndarray, batch_size: int, channels_last: bool = False
+    images: np.ndarray, labels: np.ndarray, batch_size: int, channels_last: bool | None = None
 ) -> dict[str, float]:
     model = make_model()
     options = TrainOptions(
@@ -124,21 +129,25 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--backbone", choices=sorted(BACKBONES), default="conv4")
     args = parser.parse_args()
+    global BACKBONE  # noqa: PLW0603 (one model per process, chosen on the command line)
+    BACKBONE = args.backbone
+    other = not bool(getattr(make_model().backbone, "prefers_channels_last", False))
     torch.set_num_threads(args.threads)
     images, labels = load(args.data, args.steps, args.batch_size)
     small = labels < 2 * args.batch_size // M
     run_ours(images[small], labels[small], args.batch_size)  # warm-up: imports, allocator
     run_pml(images[small], labels[small], args.batch_size, 3)
-    ours_cl = "deepmetric, channels_last"
+    ours_cl = f"deepmetric, channels_last={other}"
     results: dict[str, list[dict[str, float]]] = {"deepmetric": [], ours_cl: [], "PML": []}
     for _ in range(2):
         results["deepmetric"].append(run_ours(images, labels, args.batch_size))
-        results[ours_cl].append(run_ours(images, labels, args.batch_size, channels_last=True))
+        results[ours_cl].append(run_ours(images, labels, args.batch_size, channels_last=other))
         steps = int(results["deepmetric"][-1]["steps"])
         results["PML"].append(run_pml(images, labels, args.batch_size, steps))
-    print(f"{len(images)} images, {labels.max() + 1} classes, batch {args.batch_size}, "
-          f"{args.threads} threads")  # fmt: skip
+    print(f"{args.backbone}: {len(images)} images, {labels.max() + 1} classes, batch "
+          f"{args.batch_size}, {args.threads} threads")  # fmt: skip
     print(f"{'loop':<26} {'steps':>5} {'img/s':>8} {'img/s wall':>10} {'data share':>10}")
     best = {}
     for name, runs in results.items():

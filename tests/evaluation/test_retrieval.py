@@ -209,3 +209,29 @@ def test_grouped_metrics_equal_per_group_loops() -> None:
     assert found["map_at_r"] == pytest.approx(np.mean(ap))
     assert found["recall_at_1"] == pytest.approx(np.mean(hits))
     assert (found["num_queries"], found["num_groups_skipped"]) == (28.0, 2.0)
+
+
+@pytest.mark.parametrize("setting", ["self", "reference", "groups"])
+@pytest.mark.parametrize("metric", ["dot", "euclidean"])
+def test_full_ranks_count_float32_ties_like_a_full_sort(setting: str, metric: str) -> None:
+    # integer vectors: exact float32 products, so many exact ties, broken by the lower index;
+    # blocks of a few rows, and queries whose relevant items rank far beyond any k
+    from deepmetric.evaluation.ranks import full_ranks
+
+    g = torch.Generator().manual_seed(7)
+    x = torch.randint(-1, 2, (50, 3), generator=g).float()
+    y = torch.randint(0, 6, (50,), generator=g)
+    r, ry = (x, y) if setting != "reference" else (x[:35] * -1, y[:35])
+    qg = rg = None
+    if setting == "groups":
+        qg = rg = torch.arange(50) % 3
+    is_self = setting != "reference"
+    rows = torch.arange(0, 50, 2)
+    ap, rr = full_ranks(x, r, y, ry, rows, metric, qg, rg, is_self, block_elements=200)  # type: ignore[arg-type]
+    ranking = naive_ranking(x, None if is_self else r, metric, qg, rg)
+    expected, valid = naive_metrics(ranking, y, ry, (1,))
+    for i, row in enumerate(rows.tolist()):
+        if valid[row]:
+            assert float(ap[i]) == pytest.approx(expected["map"][row], abs=1e-12)
+            assert float(rr[i]) == pytest.approx(expected["mrr"][row], abs=1e-12)
+    assert sum(valid[row] for row in rows.tolist()) >= 20

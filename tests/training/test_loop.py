@@ -146,7 +146,7 @@ def test_channels_last_trains_the_same_model_and_gives_it_back_contiguous() -> N
     config = EmbedderConfig(backbone={"name": "conv4", "in_channels": 3, "channels": 4,
                                       "num_blocks": 2}, embedding_dim=4)  # fmt: skip
     weights = []
-    for channels_last in (False, True):
+    for channels_last, expected in ((False, False), (True, True), (None, True)):
         torch.manual_seed(0)
         model = Embedder(config)
         seen: list[bool] = []
@@ -159,7 +159,7 @@ def test_channels_last_trains_the_same_model_and_gives_it_back_contiguous() -> N
             model, data, loss=build_loss("triplet"), callbacks=[layout],
             options=options(epochs=2, batch_size=10, m_per_class=2, channels_last=channels_last),
         )  # fmt: skip
-        assert set(seen) == {channels_last}  # the layout it trained in (a 4-channel weight)
+        assert set(seen) == {expected}  # the layout it trained in (a 4-channel weight)
         assert all(p.is_contiguous() for p in model.parameters())
         weights.append(model.state_dict())
     # other kernels, so equal up to rounding; not the conv biases (a bias before BatchNorm has
@@ -167,3 +167,17 @@ def test_channels_last_trains_the_same_model_and_gives_it_back_contiguous() -> N
     # nor the running means that follow them
     for key in [k for k in weights[0] if k.endswith("weight")]:
         torch.testing.assert_close(weights[1][key], weights[0][key], rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(weights[2][key], weights[1][key], rtol=0, atol=0)
+
+
+def test_the_default_layout_is_the_backbones_preference() -> None:
+    from deepmetric.training.loop import channels_last
+
+    def model(name: str, **kw: object) -> Embedder:
+        return Embedder(EmbedderConfig(backbone={"name": name, **kw}))
+
+    plain = options()
+    assert channels_last(model("conv4", in_channels=1, channels=4), plain) is True
+    assert channels_last(model("resnet18", in_channels=1), plain) is False
+    assert channels_last(model("mlp", in_features=4, hidden_sizes=[4]), plain) is False
+    assert channels_last(model("conv4", channels=4), options(channels_last=False)) is False

@@ -148,7 +148,7 @@ def train(
         finally:
             run.log.close()
             feedback.close() if feedback else None
-            if options.runtime.channels_last:
+            if channels_last(model, options):
                 model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
     return _finish(run)
 
@@ -168,7 +168,7 @@ def _setup(
     np.random.seed(runtime.seed)  # noqa: NPY002 (code that uses the global numpy RNG)
     random.seed(runtime.seed)
     model.to(device)
-    if runtime.channels_last:
+    if channels_last(model, options):
         model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     loss.to(device)
     broadcast_parameters(loss)
@@ -207,6 +207,16 @@ def _setup(
     if resume and folder is not None:
         _restore(run, load_checkpoint(folder / "checkpoints", map_location=str(device)))
     return run
+
+
+def channels_last(model: nn.Module, options: TrainOptions) -> bool:
+    """Whether the run trains in the channels-last layout: ``runtime.channels_last``, or when
+    that is None the backbone's ``prefers_channels_last`` (False for models without one)."""
+    chosen = options.runtime.channels_last
+    if chosen is not None:
+        return chosen
+    backbone = getattr(model, "backbone", model)
+    return bool(getattr(backbone, "prefers_channels_last", False))
 
 
 def _class_groups(

@@ -165,9 +165,10 @@ class RuntimeOptions:
             leaves the process's setting (the command line sets the cores that other processes
             leave free, and records the count here).
         channels_last: train the model's 4-D weights in the channels-last memory layout
-            (converted back when training ends). On CPU it makes small conv nets' steps faster
-            (conv4 with 32 channels on 28x28 images: about 1.7x) but can slow others down
-            (ResNet-18 on 64x64 images: about 0.9x), so it is off unless asked for; measure.
+            (converted back when training ends). ``None`` (the default) takes the backbone's
+            measured preference, its ``prefers_channels_last`` attribute: on CPU the layout
+            makes conv4's steps faster (about 1.5x, ``bench/train_throughput.py``) and
+            ResNet-18's slower, so conv4 says True and the others False.
     """
 
     device: str = "cpu"
@@ -178,7 +179,7 @@ class RuntimeOptions:
     progress: bool = True
     log_every: int = 10
     checkpoint_every_steps: int | None = None
-    channels_last: bool = False
+    channels_last: bool | None = None
     threads: int | None = None
 
     def __post_init__(self) -> None:
@@ -189,7 +190,8 @@ class RuntimeOptions:
         check_choice("runtime.amp", self.amp, AMP_MODES)
         check_int("runtime.seed", self.seed, 0)
         for name in ("deterministic", "channels_last"):
-            if not isinstance(getattr(self, name), bool):
+            value = getattr(self, name)
+            if not isinstance(value, bool) and not (name == "channels_last" and value is None):
                 raise ValueError(
                     f"runtime.{name} must be true or false; got {getattr(self, name)!r}"
                 )
