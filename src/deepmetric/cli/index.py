@@ -33,6 +33,9 @@ def build(
     factory: Annotated[
         str, typer.Option(help="faiss factory string, e.g. HNSW32, or auto.")
     ] = "auto",
+    recall: Annotated[
+        float, typer.Option(help="recall@10 the search settings are tuned to reach; 0: faiss's.")
+    ] = 0.95,
     far: Annotated[
         float, typer.Option(help="False accept rate of the match threshold; 0: none.")
     ] = 1e-3,
@@ -48,13 +51,17 @@ def build(
         if metric not in ("cosine", "euclidean"):
             raise ValueError(f"--metric must be cosine or euclidean; got {metric!r}")
         index = build_index(
-            run, data, metric=metric, factory=factory, far=far or None,  # type: ignore[arg-type]
-            device=checked_device(device),
+            run, data, metric=metric, factory=factory,  # type: ignore[arg-type]
+            recall=recall or None, far=far or None, device=checked_device(device),
         )  # fmt: skip
         index.save(out)
     for warning in caught:  # skipped files, an uncalibrated threshold: said, not swallowed
         typer.echo(f"warning: {warning.message}", err=True)
     typer.echo(f"indexed {len(index)} items ({index.factory}, {index.metric}) into {out}")
+    if index.search_params:
+        typer.echo(
+            f"search {index.search_params}: recall@10 {index.measured_recall:.3f} on a sample"
+        )
     if index.threshold is not None:
         typer.echo(f"match threshold: {index.threshold:.4f} at FAR {far:g}")
     elif far:
@@ -106,6 +113,8 @@ def info(
 
     with readable_errors():
         index = Index.load(index_dir)
-    for key in ("dim", "metric", "factory", "threshold", "far", "model_path", "fingerprint"):
-        typer.echo(f"{key:<12} {getattr(index, key)}")
-    typer.echo(f"{'items':<12} {len(index)} ({index.tombstones} tombstones)")
+    keys = ("dim", "metric", "factory", "search_params", "recall", "measured_recall", "threshold",
+            "far", "model_path", "fingerprint")  # fmt: skip
+    for key in keys:
+        typer.echo(f"{key:<15} {getattr(index, key)}")
+    typer.echo(f"{'items':<15} {len(index)} ({index.tombstones} tombstones)")

@@ -87,12 +87,14 @@ def build_index(
     *,
     metric: IndexMetric = "cosine",
     factory: str = "auto",
+    recall: float | None = 0.95,
     far: float | None = 1e-3,
     device: str = "cpu",
 ) -> Index:
     """An in-memory index of the dataset ``data`` (see :func:`dataset_spec`) embedded by the
-    model at ``model_path``, with its match threshold calibrated at ``far`` on pairs of its own
-    items (skipped, with a warning, when there are too few different pairs for that FAR)."""
+    model at ``model_path``, its search settings tuned to ``recall`` (see :class:`Index`), and
+    its match threshold calibrated at ``far`` on pairs of its own items (skipped, with a
+    warning, when there are too few different pairs for that FAR)."""
     encoder = Encoder(model_path, device)
     dataset = build_dataset(dataset_spec(data, encoder))
     if len(dataset) == 0:
@@ -102,6 +104,7 @@ def build_index(
         encoder.dim,
         metric=metric,
         factory=factory,
+        recall=recall,
         fingerprint=encoder.fingerprint,
         model_path=str(Path(model_path).resolve()),
         roots=[os.path.commonpath(folders)] if folders else [],

@@ -33,7 +33,14 @@ from .storage import (
 from .validation import ModelMismatchError, as_matrix, item_ids, metadata_rows
 from .vectors import FloatMatrix, IdArray, IndexMetric, VectorStore, prepare
 
-_SETTINGS = ("dim", "metric", "factory", "search_params", "fingerprint", "model_path", "roots")
+_SETTINGS = ("dim", "metric", "factory", "search_params", "recall", "measured_recall",
+             "fingerprint", "model_path", "roots")  # fmt: skip
+_TUNED = ("factory", "search_params", "recall", "measured_recall")  # kept by the VectorStore
+
+
+def _stored(name: str, doc: str) -> Any:
+    """A read-only property that reads the Index's VectorStore attribute ``name``."""
+    return property(lambda self: getattr(self._vectors, name), doc=doc)
 
 
 class Index:
@@ -48,7 +55,10 @@ class Index:
         dim: vector width.
         metric: ``"cosine"`` or ``"euclidean"``.
         factory: faiss factory string, or ``"auto"``.
-        search_params: faiss search settings, e.g. ``"nprobe=64"`` or ``"efSearch=256"``.
+        search_params: faiss search settings, e.g. ``"nprobe=64"`` or ``"efSearch=256"``;
+            ``""`` tunes them at the first add to reach ``recall``.
+        recall: the recall@10 the tuned settings must reach, measured at the first add on a
+            sample of the items as queries (``measured_recall``); None for faiss's defaults.
         fingerprint: the fingerprint of the model that makes the vectors, or None.
         model_path: where that model directory lives (used by the CLI and the server).
         roots: the folders whose files the server may open (thumbnails, searching from an
@@ -71,6 +81,7 @@ class Index:
         metric: IndexMetric = "cosine",
         factory: str = "auto",
         search_params: str = "",
+        recall: float | None = 0.95,
         fingerprint: str | None = None,
         model_path: str | None = None,
         roots: Sequence[str] = (),
@@ -81,7 +92,7 @@ class Index:
             raise ValueError(f"metric must be 'cosine' or 'euclidean'; got {metric!r}")
         if not isinstance(factory, str) or not factory.strip():
             raise ValueError(f"factory must be a faiss factory string or 'auto'; got {factory!r}")
-        self._vectors = VectorStore(dim, metric, factory, search_params)
+        self._vectors = VectorStore(dim, metric, factory, search_params, recall)
         self._store = ItemStore(":memory:")
         self.fingerprint, self.model_path = fingerprint, model_path
         self.roots = [str(Path(root).resolve()) for root in roots]
@@ -92,25 +103,13 @@ class Index:
         with self._store.transaction():
             self._store.set_meta(self._settings())
 
-    @property
-    def dim(self) -> int:
-        """Vector width."""
-        return self._vectors.dim
-
-    @property
-    def metric(self) -> IndexMetric:
-        """``"cosine"`` (scores are similarities) or ``"euclidean"`` (distances)."""
-        return self._vectors.metric
-
-    @property
-    def factory(self) -> str:
-        """The faiss factory string (``"auto"`` until the first add resolves it)."""
-        return self._vectors.factory
-
-    @property
-    def search_params(self) -> str:
-        """The faiss search settings (``""``: the defaults, nprobe=32 and efSearch=128)."""
-        return self._vectors.search_params
+    # settings kept by the VectorStore, read through
+    dim = _stored("dim", "Vector width.")
+    metric = _stored("metric", '``"cosine"`` (scores are similarities) or ``"euclidean"``.')
+    factory = _stored("factory", 'The faiss factory string (``"auto"`` until the first add).')
+    search_params = _stored("search_params", 'faiss search settings (``""``: exact or untuned).')
+    recall = _stored("recall", "The recall@10 target of the tuned search settings, or None.")
+    measured_recall = _stored("measured_recall", "The recall@10 tuning reached (None: untuned).")
 
     @property
     def tombstones(self) -> int:
@@ -383,8 +382,8 @@ class Index:
             self.fingerprint, self.model_path = meta["fingerprint"], meta["model_path"]
             self.roots = list(meta.get("roots") or [])  # none recorded: no file is served
             self.threshold, self.far = meta["threshold"], meta["far"]
-            self._vectors.factory = meta["factory"]
-            self._vectors.search_params = meta["search_params"]
+            for key in _TUNED:  # files from before recall tuning have no recall keys
+                setattr(self._vectors, key, meta.get(key))
             name = meta["vectors_file"]
             try:
                 self._vectors.read(None if name is None else str(self.path / name), slot_ids)

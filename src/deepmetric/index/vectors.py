@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..search.faiss import auto_factory, faiss_module, set_search_params
+from ..search.faiss import auto_factory, faiss_module, set_search_params, tune_search
 
 IndexMetric = Literal["cosine", "euclidean"]
 FloatMatrix = np.ndarray[Any, np.dtype[np.float32]]
@@ -27,6 +27,7 @@ IdArray = np.ndarray[Any, np.dtype[np.int64]]
 
 TOMBSTONE_SHARE = 0.25
 GROWTH = 4
+TUNING_K = 10  # the k of the recall that search settings are tuned for
 
 
 def prepare(vectors: np.ndarray, metric: IndexMetric) -> FloatMatrix:
@@ -46,13 +47,23 @@ class VectorStore:
         metric: ``cosine`` (inner product of normalised rows) or ``euclidean``.
         factory: a faiss factory string (``"Flat"``, ``"IVF1024,Flat"``, ``"IVF1024,PQ32"``,
             ``"HNSW32"``), or ``"auto"``: chosen by :func:`auto_factory` at the first add.
-        search_params: faiss ``ParameterSpace`` settings such as ``"nprobe=64"``; by default
-            IVF probes 32 lists and HNSW searches with ``efSearch=128``.
+        search_params: faiss ``ParameterSpace`` settings such as ``"nprobe=64"``; ``""`` with a
+            ``recall`` target: tuned at the first add; ``""`` without one: IVF probes 32 lists
+            and HNSW searches with ``efSearch=128``.
+        recall: the recall@10 that the tuned settings must reach, measured at the first add
+            (:func:`~deepmetric.search.faiss.tune_search`); kept with ``measured_recall``.
     """
 
-    def __init__(self, dim: int, metric: IndexMetric, factory: str, search_params: str) -> None:
+    def __init__(
+        self, dim: int, metric: IndexMetric, factory: str, search_params: str,
+        recall: float | None = None,
+    ) -> None:  # fmt: skip
         self.dim, self.metric = dim, metric
         self.factory, self.search_params = factory, search_params
+        if recall is not None and not 0 < recall <= 1:
+            raise ValueError(f"recall must lie in (0, 1] or be None; got {recall!r}")
+        self.recall: float | None = recall
+        self.measured_recall: float | None = None
         self.index: Any = None
         self.slot_ids: IdArray = np.full(0, -1, dtype=np.int64)
         self._live: int | None = 0
@@ -113,10 +124,15 @@ class VectorStore:
     # -- writes ---------------------------------------------------------------------------------
     def add(self, vectors: FloatMatrix, ids: IdArray) -> IdArray:
         """Store ``vectors: (n, dim)`` (already prepared) for ``ids: (n,)``; returns their slots."""
-        if self.index is None:
+        first = self.index is None
+        if first:
             self._build(vectors)
         slots = np.arange(len(self.slot_ids), len(self.slot_ids) + len(ids), dtype=np.int64)
         self.index.add_with_ids(vectors, slots)
+        if first and self.recall is not None and not self.search_params:
+            tuned = tune_search(self.index, vectors, TUNING_K, self.recall)
+            self.search_params, self.measured_recall = tuned
+            self._apply_params()
         self.slot_ids = np.concatenate([self.slot_ids, ids.astype(np.int64)])
         self._live = None
         return slots
@@ -177,6 +193,7 @@ class VectorStore:
         fetch = min(stored, (k if keep is None else GROWTH * k) + dead)
         todo = np.arange(n) if stored and self.live else np.arange(0)
         while len(todo):
+            self._widen(fetch)
             raw_scores, raw_slots = self.index.search(queries[todo], fetch)
             found, got_scores, got_ids = self._filter(raw_scores, raw_slots, k, keep)
             scores[todo], ids[todo] = got_scores, got_ids
@@ -186,6 +203,15 @@ class VectorStore:
         if self.metric == "euclidean":
             scores = np.sqrt(np.maximum(scores, 0), dtype=np.float32)
         return scores, ids
+
+    def _widen(self, fetch: int) -> None:
+        """A tuned graph search walks a beam proportional to the fetch: the tuned ``efSearch``
+        reaches its recall for ``TUNING_K`` results, so fetching 40 (filters, larger k) walks
+        four times as wide."""
+        name, _, value = self.search_params.partition("=")
+        if self.measured_recall is not None and name == "efSearch":
+            wide = max(int(value), -(-int(value) * fetch // TUNING_K))
+            faiss_module().ParameterSpace().set_index_parameter(self.index, "efSearch", wide)
 
     def _filter(
         self,

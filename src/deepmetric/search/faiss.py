@@ -190,3 +190,59 @@ def _recall(
     truth = exact_knn(q[sample], ref, k, metric, sampled, reference_groups, exclude=own).indices
     hits = (truth[:, :, None] == found[sample][:, None, :]) & (truth[:, :, None] >= 0)
     return float(hits.any(2).sum()) / max(int((truth >= 0).sum()), 1)
+
+
+def search_ladder(index: Any) -> list[str]:
+    """Search settings of ``index`` from cheapest to most thorough: ``nprobe`` (IVF, with the
+    refine step's ``k_factor`` where there is one) or ``efSearch`` (HNSW); [] when exact."""
+    faiss = faiss_module()
+    ivf = faiss.try_extract_index_ivf(index)
+    if ivf is not None:
+        probes = [p for p in (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 128, 256) if p < ivf.nlist]
+        probes.append(ivf.nlist)
+        if "Refine" not in type(index).__name__:
+            return [f"nprobe={p}" for p in probes]
+        return [f"nprobe={p},k_factor_rf={f}" for p in probes for f in (2, 4, 8)]
+    inner = index.index if hasattr(index, "id_map") else index  # under an IndexIDMap
+    if "HNSW" in type(faiss.downcast_index(inner)).__name__:
+        return [f"efSearch={e}" for e in (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 1024)]
+    return []
+
+
+def tune_search(index: Any, vectors: np.ndarray, k: int, target: float) -> tuple[str, float]:
+    """The cheapest setting of :func:`search_ladder` whose recall@k reaches ``target`` on a
+    seeded sample of ``RECALL_SAMPLE`` of the indexed ``vectors`` (rows = positions in the
+    index) used as queries, each finding neither itself in the exact answer nor in the index's;
+    the most thorough setting when none does. Returns ``(setting, measured recall)``; an exact
+    index gives ``("", 1.0)``."""
+    ladder = search_ladder(index)
+    if not ladder:
+        return "", 1.0
+    faiss = faiss_module()
+    n = len(vectors)
+    pick = np.sort(np.random.default_rng(0).permutation(n)[:RECALL_SAMPLE])
+    queries = np.ascontiguousarray(vectors[pick])
+    wanted = min(k + 1, n)
+    flat = faiss.IndexFlat(vectors.shape[1], index.metric_type)
+    flat.add(vectors)
+    truth = _without_self(flat.search(queries, wanted)[1], pick, k)
+    space = faiss.ParameterSpace()
+    recall = 0.0
+    for setting in ladder:
+        space.set_index_parameters(index, setting)
+        found = _without_self(index.search(queries, wanted)[1], pick, k)
+        hits = (truth[:, :, None] == found[:, None, :]) & (truth[:, :, None] >= 0)
+        recall = float(hits.any(2).sum()) / max(int((truth >= 0).sum()), 1)
+        if recall >= target:
+            break
+    return setting, recall
+
+
+def _without_self(ids: np.ndarray, own: np.ndarray, k: int) -> np.ndarray:
+    """The first ``k`` ids of each row other than the row's own (-1 pads)."""
+    keep = ids != own[:, None]
+    out = np.full((len(ids), k), -1, dtype=np.int64)
+    for row in range(len(ids)):
+        kept = ids[row][keep[row]][:k]
+        out[row, : len(kept)] = kept
+    return out
