@@ -5,10 +5,13 @@
 Vectors are a seeded mixture of 1,000 Gaussian clusters in ``dim`` dimensions, searched under
 cosine; queries are fresh draws from the same mixture. Each (size, factory) case runs in its own
 process, so memory (RSS after building minus RSS with the data alone) and peak RSS are that
-case's. Recall@10 is the share of the exact 10 nearest neighbours (a faiss flat search, computed
-once per size) that the index returns. Throughput searches all queries in one batch; latency
-times single-query searches one after another on one faiss thread, as a server worker runs
-them (p50/p95/p99). Build and batch search use every CPU thread.
+case's. Every index takes its default search tuning (``recall=0.95``: the cheapest setting whose
+recall@10 on a sample of its own items reaches 0.95, measured at build time and shown in
+brackets); ``auto`` is the factory that ``Index`` picks for the size. Recall@10 is the share
+of the exact 10 nearest neighbours (a faiss flat search, computed once per size) that the index
+returns. Throughput searches all queries in one batch; latency times single-query searches one
+after another on one faiss thread, as a server worker runs them (p50/p95/p99). Build and batch
+search use every CPU thread.
 """
 
 from __future__ import annotations
@@ -91,6 +94,8 @@ def run_case(n: int, dim: int, factory: str, queries: int, cache: Path) -> dict[
     p50, p95, p99 = np.percentile(latencies, [50, 95, 99])
     return {
         "factory": index.factory,
+        "search": index.search_params or "-",
+        "tuned": index.measured_recall,
         "build_s": build_s,
         "index_mb": memory,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -104,7 +109,7 @@ def run_case(n: int, dim: int, factory: str, queries: int, cache: Path) -> dict[
 
 def factories(n: int, dim: int) -> list[str]:
     nlist = int(4 * math.sqrt(n))
-    return ["Flat", f"IVF{nlist},Flat", f"IVF{nlist},PQ{dim // 2}x4fs", "HNSW32"]
+    return ["auto", "Flat", f"IVF{nlist},Flat", f"IVF{nlist},PQ{dim // 2}x4fs", "HNSW32"]
 
 
 def main() -> None:
@@ -122,8 +127,8 @@ def main() -> None:
         return
     cache = Path(tempfile.mkdtemp(prefix="deepmetric-bench-"))
     header = (
-        f"{'size':>9} {'factory':<16} {'build s':>8} {'index MB':>9} {'peak MB':>8} "
-        f"{'R@10':>6} {'QPS':>9} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7}"
+        f"{'size':>9} {'factory':<24} {'search (tuned R@10)':<28} {'build s':>8} {'index MB':>9} "
+        f"{'peak MB':>8} {'R@10':>6} {'QPS':>9} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7}"
     )
     print(f"dim={args.dim}, cosine, {args.queries} queries, k={K}, {os.cpu_count()} CPUs")
     print(header)
@@ -143,11 +148,12 @@ def main() -> None:
             command += ["--dim", str(args.dim), "--queries", str(args.queries)]
             done = subprocess.run(command, capture_output=True, text=True, check=False)
             if done.returncode != 0:
-                print(f"{n:>9} {factory:<16} failed: {done.stderr.strip().splitlines()[-1:]}")
+                print(f"{n:>9} {factory:<24} failed: {done.stderr.strip().splitlines()[-1:]}")
                 continue
             r = json.loads(done.stdout.strip().splitlines()[-1])
+            tuned = r["search"] + ("" if r["tuned"] is None else f" ({r['tuned']:.3f})")
             print(
-                f"{n:>9} {r['factory']:<16} {r['build_s']:>8.1f} {r['index_mb']:>9.0f} "
+                f"{n:>9} {r['factory']:<24} {tuned:<28} {r['build_s']:>8.1f} {r['index_mb']:>9.0f} "
                 f"{r['peak_rss_mb']:>8.0f} {r['recall_at_10']:>6.3f} {r['qps']:>9.0f} "
                 f"{r['p50_ms']:>7.2f} {r['p95_ms']:>7.2f} {r['p99_ms']:>7.2f}",
                 flush=True,
