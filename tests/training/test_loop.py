@@ -171,13 +171,12 @@ def test_channels_last_trains_the_same_model_and_gives_it_back_contiguous() -> N
 
 
 def test_the_default_layout_is_the_backbones_preference() -> None:
-    from deepmetric.training.loop import channels_last
-
     def model(name: str, **kw: object) -> Embedder:
         return Embedder(EmbedderConfig(backbone={"name": name, **kw}))
 
-    plain = options()
-    assert channels_last(model("conv4", in_channels=1, channels=4), plain) is True
-    assert channels_last(model("resnet18", in_channels=1), plain) is False
-    assert channels_last(model("mlp", in_features=4, hidden_sizes=[4]), plain) is False
-    assert channels_last(model("conv4", channels=4), options(channels_last=False)) is False
+    plain = options().runtime
+    assert plain.wants_channels_last(model("conv4", in_channels=1, channels=4)) is True
+    assert plain.wants_channels_last(model("resnet18", in_channels=1)) is False
+    assert plain.wants_channels_last(model("mlp", in_features=4, hidden_sizes=[4])) is False
+    forced = options(channels_last=False).runtime
+    assert forced.wants_channels_last(model("conv4", channels=4)) is False

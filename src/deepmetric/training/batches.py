@@ -55,6 +55,26 @@ def check_data(train_data: Any, val_data: Any, options: TrainOptions) -> None:
             )
 
 
+class BatchGroups:
+    """Each batch item's group code from its label: what a miner that mines within groups
+    (``uses_groups``) is given. Groups are a coarse label of the classes (``data.group``)."""
+
+    def __init__(
+        self, labels: np.ndarray, data: Any, group: str | None, device: torch.device
+    ) -> None:
+        if group is None:
+            raise ValueError("a miner that mines within groups needs options.group (data.group)")
+        codes = np.unique(data.field(group, "data.group"), return_inverse=True)[1].reshape(-1)
+        classes, first = np.unique(labels, return_index=True)
+        if len(np.unique(np.stack([labels, codes]), axis=1)[0]) != len(classes):
+            raise ValueError(f"data.group: a class has items in two {group!r} groups")
+        self.classes = torch.as_tensor(classes, device=device)
+        self.codes = torch.as_tensor(codes[first], device=device)
+
+    def __call__(self, labels: Tensor) -> Tensor:
+        return self.codes[torch.searchsorted(self.classes, labels)]
+
+
 def iterate_batches(
     data: Dataset[Any], batches: Sequence[Sequence[int]], device: torch.device, num_workers: int
 ) -> Iterator[tuple[Tensor, Tensor]]:
@@ -86,6 +106,7 @@ def deterministic_algorithms(enabled: bool) -> Iterator[None]:
 
 
 __all__ = [
+    "BatchGroups",
     "check_data",
     "dataset_labels",
     "deterministic_algorithms",

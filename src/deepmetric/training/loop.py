@@ -27,7 +27,13 @@ from torch import Tensor, nn
 from ..data import LabeledDataset, build_augmentation
 from ..models.embed import embed
 from ..samplers import HierarchicalSampler, MPerClassSampler
-from .batches import check_data, dataset_labels, deterministic_algorithms, iterate_batches
+from .batches import (
+    BatchGroups,
+    check_data,
+    dataset_labels,
+    deterministic_algorithms,
+    iterate_batches,
+)
 from .checkpoint import load_checkpoint, restore_rng, rng_state, save_checkpoint
 from .distributed import (
     all_reduce_mean,
@@ -68,7 +74,7 @@ class _Run:
     log: MetricLogger
     state: State
     out_dir: Path | None
-    class_groups: tuple[Tensor, Tensor] | None = None  # sorted class labels, their group codes
+    groups: BatchGroups | None = None  # each item's group code, for a within-group miner
     best_weights: dict[str, Tensor] | None = None
     checkpoint: Path | None = None
     totals: EpochTotals = dataclasses.field(default_factory=EpochTotals)
@@ -135,7 +141,8 @@ def train(
                     with _autocast(run):
                         embeddings = run.net(run.augment(inputs)).float()
                     embeddings, labels = gather_batch(embeddings, labels)
-                    indices = _mine(run, miner, embeddings, labels)
+                    groups = {} if run.groups is None else {"groups": run.groups(labels)}
+                    indices = None if miner is None else miner(embeddings, labels, **groups)
                     value = loss(embeddings, labels, indices=indices)
                     _backward_and_step(run, value)
                     if state.step % options.runtime.log_every == 0:
@@ -148,7 +155,7 @@ def train(
         finally:
             run.log.close()
             feedback.close() if feedback else None
-            if channels_last(model, options):
+            if options.runtime.wants_channels_last(model):
                 model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
     return _finish(run)
 
@@ -168,7 +175,7 @@ def _setup(
     np.random.seed(runtime.seed)  # noqa: NPY002 (code that uses the global numpy RNG)
     random.seed(runtime.seed)
     model.to(device)
-    if channels_last(model, options):
+    if runtime.wants_channels_last(model):
         model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     loss.to(device)
     broadcast_parameters(loss)
@@ -203,44 +210,10 @@ def _setup(
         log=MetricLogger(folder if is_main_process() else None), state=State(), out_dir=folder,
     )  # fmt: skip
     if getattr(miner, "uses_groups", False):
-        run.class_groups = _class_groups(labels, train_data, options.group, device)
+        run.groups = BatchGroups(labels, train_data, options.group, device)
     if resume and folder is not None:
         _restore(run, load_checkpoint(folder / "checkpoints", map_location=str(device)))
     return run
-
-
-def channels_last(model: nn.Module, options: TrainOptions) -> bool:
-    """Whether the run trains in the channels-last layout: ``runtime.channels_last``, or when
-    that is None the backbone's ``prefers_channels_last`` (False for models without one)."""
-    chosen = options.runtime.channels_last
-    if chosen is not None:
-        return chosen
-    backbone = getattr(model, "backbone", model)
-    return bool(getattr(backbone, "prefers_channels_last", False))
-
-
-def _class_groups(
-    labels: np.ndarray, data: LabeledDataset, group: str | None, device: torch.device
-) -> tuple[Tensor, Tensor]:
-    """Each class's group code, for a miner that mines within groups (``uses_groups``)."""
-    if group is None:
-        raise ValueError("a miner that mines within groups needs options.group (data.group)")
-    codes = np.unique(data.field(group, "data.group"), return_inverse=True)[1].reshape(-1)
-    classes, first = np.unique(labels, return_index=True)
-    if len(np.unique(np.stack([labels, codes]), axis=1)[0]) != len(classes):
-        raise ValueError(f"data.group: a class has items in two {group!r} groups")
-    as_tensor = torch.as_tensor
-    return as_tensor(classes, device=device), as_tensor(codes[first], device=device)
-
-
-def _mine(run: _Run, miner: nn.Module | None, embeddings: Tensor, labels: Tensor) -> Any:
-    """The miner's indices for the (global) batch; a group miner gets each item's group."""
-    if miner is None:
-        return None
-    if run.class_groups is None:
-        return miner(embeddings, labels)
-    classes, codes = run.class_groups
-    return miner(embeddings, labels, groups=codes[torch.searchsorted(classes, labels)])
 
 
 def _factor(run: _Run) -> float:
@@ -363,21 +336,17 @@ def _validate(run: _Run, val_data: LabeledDataset) -> dict[str, float]:
     return {f"val_{key}": value for key, value in scores.items()}
 
 
+_STATEFUL = ("model", "loss", "optimizer", "scaler", "monitor")  # their state_dicts checkpoint
+
+
 def _save(run: _Run) -> None:
     """Checkpoint on rank 0 (the others wait): weights, optimiser, RNG, progress, best model."""
     if run.out_dir is not None and is_main_process():
-        payload = {
-            "model": run.model.state_dict(),
-            "loss": run.loss.state_dict(),
-            "optimizer": run.optimizer.state_dict(),
-            "scaler": run.scaler.state_dict(),
-            "state": run.state.to_dict(),
-            "best_model": run.best_weights or {},
-            "monitor": run.monitor.state_dict(),
-            "totals": dataclasses.asdict(run.totals),
-            "rng": rng_state(),
-            "options": run.options.to_dict(),
-        }
+        payload = {name: getattr(run, name).state_dict() for name in _STATEFUL}
+        payload.update(
+            state=run.state.to_dict(), best_model=run.best_weights or {}, rng=rng_state(),
+            totals=dataclasses.asdict(run.totals), options=run.options.to_dict(),
+        )  # fmt: skip
         folder = run.out_dir / "checkpoints"
         run.checkpoint = save_checkpoint(folder, payload, step=run.state.step)
     barrier()
@@ -394,13 +363,10 @@ def _restore(run: _Run, checkpoint: dict[str, Any] | None) -> None:
             "the run will not match an uninterrupted one",
             stacklevel=3,
         )
-    run.model.load_state_dict(checkpoint["model"])
-    run.loss.load_state_dict(checkpoint["loss"])
-    run.optimizer.load_state_dict(checkpoint["optimizer"])
-    run.scaler.load_state_dict(checkpoint["scaler"])
+    for name in _STATEFUL:
+        getattr(run, name).load_state_dict(checkpoint[name])
     run.state = State.from_dict(checkpoint["state"])
     run.best_weights = checkpoint["best_model"] or None
-    run.monitor.load_state_dict(checkpoint["monitor"])
     run.totals = EpochTotals(**checkpoint["totals"])
     restore_rng(checkpoint["rng"])
 

@@ -182,6 +182,14 @@ class RuntimeOptions:
     channels_last: bool | None = None
     threads: int | None = None
 
+    def wants_channels_last(self, model: Any) -> bool:
+        """``channels_last``, or when None the ``prefers_channels_last`` of ``model.backbone``
+        (of ``model`` itself when it has no backbone; False when it does not say)."""
+        if self.channels_last is not None:
+            return self.channels_last
+        backbone = getattr(model, "backbone", model)
+        return bool(getattr(backbone, "prefers_channels_last", False))
+
     def __post_init__(self) -> None:
         if not isinstance(self.device, str) or not self.device:
             raise ValueError(
