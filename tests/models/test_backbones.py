@@ -94,7 +94,16 @@ def test_mlp_errors() -> None:
 
 
 def test_registry_names_and_building() -> None:
-    expected = {"conv4", "mlp", "resnet18", "resnet34", "resnet50", "sentence_transformer", "timm"}
+    expected = {
+        "conv4",
+        "mlp",
+        "resnet18",
+        "resnet34",
+        "resnet50",
+        "sentence_transformer",
+        "timm",
+        "vit",
+    }
     assert expected <= set(backbone_names())
     net = build_backbone({"name": "conv4", "in_channels": 1, "channels": 16})
     assert isinstance(net, Conv4) and net.num_features == 16

@@ -1,10 +1,10 @@
 """Models: backbones, the ``Embedder``, the model directory and batch embedding.
 
 - Backbones, built by name with ``build_backbone({"name": ..., **params})``: ``conv4``,
-  ``mlp``, ``resnet18``, ``resnet34``, ``resnet50`` (torchvision parameter names), ``timm`` and
-  ``sentence_transformer`` (optional extras).
-- ``Embedder`` / ``EmbedderConfig``: backbone + pooling (avg, max, GeM, avgmax) + projection +
-  optional L2 normalisation.
+  ``mlp``, ``resnet18``, ``resnet34``, ``resnet50`` (torchvision parameter names), ``vit`` (a
+  small Vision Transformer), ``timm`` and ``sentence_transformer`` (optional extras).
+- ``Embedder`` / ``EmbedderConfig``: backbone + pooling (avg, max, GeM, avgmax, attention) +
+  projection + optional L2 normalisation.
 - ``save_model`` / ``load_model`` / ``model_fingerprint``: the model directory
   (``config.json`` + ``model.safetensors``), written atomically and loaded without code.
 - ``load_pretrained``: a torchvision-style state dict file into a backbone.
@@ -27,8 +27,9 @@ from .io import (
     read_model_config,
     save_model,
 )
-from .pooling import GeM, GlobalPool
+from .pooling import AttentionPool, GeM, GlobalPool
 from .resnet import ResNet, ResNet18, ResNet34, ResNet50
+from .vit import VisionTransformer
 from .weights import check_state_dict, load_pretrained, read_state_dict
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "CONFIG_FILE",
     "FORMAT_VERSION",
     "MLP",
+    "AttentionPool",
     "WEIGHTS_FILE",
     "Conv4",
     "Embedder",
@@ -48,6 +50,7 @@ __all__ = [
     "ResNet50",
     "SentenceTransformerBackbone",
     "TimmBackbone",
+    "VisionTransformer",
     "backbone_names",
     "build_backbone",
     "check_preprocessing",

@@ -27,10 +27,12 @@ class EmbedderConfig:
 
     Args:
         backbone: the backbone spec ``{"name": ..., **params}`` (see ``build_backbone``).
-        pooling: how a feature map becomes a vector: ``"avg"``, ``"max"``, ``"gem"`` or
-            ``"avgmax"``; vector backbones skip it.
+        pooling: how a feature map becomes a vector: ``"avg"``, ``"max"``, ``"gem"``,
+            ``"avgmax"`` or ``"attention"`` (a learned query attends over the positions);
+            vector backbones skip it.
         gem_p: the initial GeM exponent.
         gem_learnable: learn the GeM exponent.
+        attention_heads: the heads of attention pooling; must divide the backbone's width.
         projection: ``"linear"``, ``"mlp"`` (linear -> ReLU -> linear), or ``None`` to keep the
             pooled features (then ``embedding_dim`` must be ``None``).
         embedding_dim: output width; required with a projection.
@@ -49,6 +51,7 @@ class EmbedderConfig:
     pooling: Pooling = "avg"
     gem_p: float = 3.0
     gem_learnable: bool = True
+    attention_heads: int = 4
     projection: Projection | None = "linear"
     embedding_dim: int | None = 128
     mlp_hidden: int | None = None
@@ -64,6 +67,7 @@ class EmbedderConfig:
             raise ValueError(f"gem_p must be a number > 0; got {self.gem_p!r}")
         if not self.gem_p > 0:
             raise ValueError(f"gem_p must be a number > 0; got {self.gem_p!r}")
+        check_int("attention_heads", self.attention_heads, low=1)
         for name in ("gem_learnable", "batchnorm", "normalize"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be true or false; got {getattr(self, name)!r}")
@@ -144,8 +148,9 @@ class Embedder(nn.Module):
         self.backbone = build_backbone(config.backbone)
         width = num_features(self.backbone)
         self.pool = build_pooling(
-            config.pooling, gem_p=config.gem_p, gem_learnable=config.gem_learnable
-        )
+            config.pooling, gem_p=config.gem_p, gem_learnable=config.gem_learnable,
+            channels=width, heads=config.attention_heads,
+        )  # fmt: skip
         self.dropout = nn.Dropout(config.dropout) if config.dropout > 0 else nn.Identity()
         self.projection: nn.Module = nn.Identity()
         if config.projection == "linear":

@@ -7,8 +7,8 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-Pooling = Literal["avg", "max", "gem", "avgmax"]
-POOLINGS: tuple[str, ...] = ("avg", "max", "gem", "avgmax")
+Pooling = Literal["avg", "max", "gem", "avgmax", "attention"]
+POOLINGS: tuple[str, ...] = ("avg", "max", "gem", "avgmax", "attention")
 
 
 class GeM(nn.Module):
@@ -74,8 +74,59 @@ class GlobalPool(nn.Module):
         return peak if self.kind == "max" else 0.5 * (features.mean(dim=(-2, -1)) + peak)
 
 
-def build_pooling(kind: Pooling, *, gem_p: float = 3.0, gem_learnable: bool = True) -> nn.Module:
-    """The pooling module for ``kind``; the ``gem_*`` options apply to ``"gem"`` only."""
+class AttentionPool(nn.Module):
+    """Attention pooling: a learned query attends over the map's positions (multi-head).
+
+    Each head scores every position by ``q_h . W_k x / sqrt(d)``, takes the softmax over the
+    positions and averages ``W_v x`` with those weights; an output projection mixes the heads.
+    Unlike average pooling it learns which parts of the map to look at: the pooling head of
+    CLIP's ResNets and big_vision's ViTs, here without position embeddings (a conv map carries
+    position in its features).
+
+    Paper: "Set Transformer", Lee et al., ICML 2019 (pooling by multi-head attention),
+    https://arxiv.org/abs/1810.00825.
+
+    Args:
+        channels: the map's channels (also the output width).
+        heads: attention heads; must divide ``channels``.
+
+    Example:
+        >>> pool = AttentionPool(8, heads=2)
+        >>> tuple(pool(torch.randn(3, 8, 4, 4)).shape)
+        (3, 8)
+    """
+
+    def __init__(self, channels: int, heads: int = 4) -> None:
+        super().__init__()
+        if channels % heads:
+            raise ValueError(
+                f"attention_heads ({heads}) must divide the backbone's width ({channels})"
+            )
+        self.query = nn.Parameter(torch.randn(1, 1, channels) * 0.02)
+        self.attention = nn.MultiheadAttention(channels, heads, batch_first=True)
+
+    def forward(self, features: Tensor) -> Tensor:
+        """``features (batch, channels, H, W)`` -> ``(batch, channels)``."""
+        tokens = features.flatten(2).transpose(1, 2)  # (batch, H * W, channels)
+        query = self.query.expand(len(tokens), -1, -1).to(tokens.dtype)
+        pooled, _ = self.attention(query, tokens, tokens, need_weights=False)
+        return pooled[:, 0]
+
+
+def build_pooling(
+    kind: Pooling,
+    *,
+    gem_p: float = 3.0,
+    gem_learnable: bool = True,
+    channels: int | None = None,
+    heads: int = 4,
+) -> nn.Module:
+    """The pooling module for ``kind``; the ``gem_*`` options apply to ``"gem"`` only, and
+    ``channels`` (the map's width) and ``heads`` to ``"attention"``."""
+    if kind == "attention":
+        if channels is None:
+            raise ValueError("attention pooling needs channels, the width of the feature map")
+        return AttentionPool(channels, heads)
     if kind == "gem":
         return GeM(gem_p, learnable=gem_learnable)
     if kind in ("avg", "max", "avgmax"):
@@ -83,4 +134,4 @@ def build_pooling(kind: Pooling, *, gem_p: float = 3.0, gem_learnable: bool = Tr
     raise ValueError(f"pooling must be one of {POOLINGS}; got {kind!r}")
 
 
-__all__ = ["POOLINGS", "GeM", "GlobalPool", "Pooling", "build_pooling"]
+__all__ = ["POOLINGS", "AttentionPool", "GeM", "GlobalPool", "Pooling", "build_pooling"]
