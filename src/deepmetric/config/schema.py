@@ -97,6 +97,12 @@ class DataConfig(_Section):
     adds each training image turned by 90, 180 and 270 degrees as new classes
     (``deepmetric.data.with_rotated_classes``); validation and test stay upright.
 
+    ``train_labels: false`` trains without the class labels of ``train`` (self-supervised:
+    every item a class of its own, two augmented views of it per batch; held-out test and
+    validation classes are carved out first and keep their labels, to score the model).
+    ``unlabelled`` is a dataset spec whose items join training without labels
+    (semi-supervised: SupCon on the labelled part); see ``deepmetric.data.unlabelled``.
+
     ``search`` marks a trial of a hyper-parameter search (``deepmetric tune``): the test split
     is never loaded (``test`` is not opened; held-out test classes or groups are dropped), and a
     seeded ``val_fraction`` of the remaining training classes (groups) is both the validation
@@ -113,9 +119,11 @@ class DataConfig(_Section):
     val_set: Literal["none", "split", "test"] = "none"
     val_fraction: float = 0.2
     rotate_classes: bool = False
+    train_labels: bool = True
+    unlabelled: dict[str, Any] | None = None
     search: bool = False
 
-    @field_validator("train", "test")
+    @field_validator("train", "test", "unlabelled")
     @classmethod
     def _dataset(cls, spec: dict[str, Any] | None) -> dict[str, Any] | None:
         if spec is not None:

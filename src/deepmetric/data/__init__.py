@@ -2,7 +2,9 @@
 
 Every dataset is a :class:`LabeledDataset`: items ``(input, label)`` with an image as a float32
 ``(C, H, W)`` tensor in [0, 1] (or a 1-D float32 vector), ``labels`` contiguous int64 class ids,
-``class_names``, ``paths``, per-item ``extra`` fields and ``subset()``. ``build_dataset(spec)``
+``class_names``, ``paths``, per-item ``extra`` fields and ``subset()``. Data without labels
+(a flat folder, an ``.npz`` or CSV without labels, ``without_labels``) makes every item a class
+of its own, for self-supervised training. ``build_dataset(spec)``
 makes one from ``{"name": ..., "root": ..., "split": ..., ...}``; ``names()`` lists the names.
 """
 
@@ -23,6 +25,7 @@ from .npz import NpzDataset
 from .omniglot import Omniglot, bundled_omniglot
 from .products import InShop, StanfordOnlineProducts
 from .splits import class_disjoint_split
+from .unlabelled import combine, labelled_mask, without_labels
 
 
 def build_dataset(spec: Mapping[str, Any] | str) -> LabeledDataset:
@@ -67,8 +70,11 @@ __all__ = [
     "build_dataset",
     "check_images",
     "class_disjoint_split",
+    "combine",
     "image_problem",
+    "labelled_mask",
     "load_image",
     "names",
     "with_rotated_classes",
+    "without_labels",
 ]

@@ -9,6 +9,7 @@ import numpy as np
 
 from .base import DATASETS, FileOptions, LabeledDataset
 from .images import CheckMode, ImageSize
+from .unlabelled import drop_labels
 
 _TRUE = {"1", "true", "yes", "y", "t"}
 _FALSE = {"0", "false", "no", "n", "f", ""}
@@ -24,10 +25,12 @@ class ImageFolderDataset(LabeledDataset):
     """Images in a folder per class: ``root/<class_name>/<file>`` (root/split/... with a split).
 
     Classes are the non-hidden sub-folders, numbered in sorted name order; every non-hidden
-    file directly inside one is an item, and files that cannot be decoded as images are skipped
-    and reported (see :mod:`deepmetric.data.images`). A class whose files are all unreadable
-    has no items and is left out; an empty class folder is an error. ``split`` (e.g.
-    ``"train"``) reads ``root/<split>/`` instead.
+    file directly inside one is an item. A flat folder (image files, no sub-folders) holds
+    unlabelled items, for self-supervised training (:mod:`deepmetric.data.unlabelled`). Files
+    that cannot be decoded as images are skipped and reported (see
+    :mod:`deepmetric.data.images`). A class whose files are all unreadable has no items and is
+    left out; an empty class folder is an error. ``split`` (e.g. ``"train"``) reads
+    ``root/<split>/`` instead.
 
     Example:
         >>> import tempfile
@@ -52,6 +55,15 @@ class ImageFolderDataset(LabeledDataset):
         check: CheckMode = "fast",
     ) -> None:
         folder = Path(root) if split is None else Path(root) / split
+        flat = folder.is_dir() and not any(
+            p.is_dir() and not p.name.startswith(".") for p in folder.iterdir()
+        )
+        if flat and _class_files(folder):
+            paths = [str(p) for p in _class_files(folder)]
+            options = FileOptions(image_size, channels, strict, check)
+            self._set_files(paths, np.zeros(len(paths)), {}, options)
+            drop_labels(self)
+            return
         paths, raw, classes = folder_items(folder)
         options = FileOptions(image_size, channels, strict, check, dict(enumerate(classes)))
         self._set_files(paths, raw, {}, options)
@@ -107,11 +119,10 @@ def _read_csv(path: Path) -> tuple[list[dict[str, str]], list[str], list[int]]:
             rows.append(row)
             lines.append(reader.line_num)
         columns = [c.strip() for c in reader.fieldnames or []]
-    missing = [c for c in ("path", "label") if c not in columns]
-    if missing:
+    if "path" not in columns:
         raise ValueError(
             f"{path} must have a header with columns path,label (optional: split, is_query, "
-            f"is_gallery, camera); missing {', '.join(missing)}, found {columns}"
+            f"is_gallery, camera; no label column: unlabelled items); missing path, found {columns}"
         )
     rows = [{(k or "").strip(): (v or "").strip() for k, v in row.items()} for row in rows]
     return rows, columns, lines
@@ -120,7 +131,7 @@ def _read_csv(path: Path) -> tuple[list[dict[str, str]], list[str], list[int]]:
 def _check_rows(rows: list[dict[str, str]], lines: list[int], path: Path) -> None:
     """Every row has a path, a label, and a file that exists."""
     for row, line in zip(rows, lines, strict=True):
-        for column in ("path", "label"):
+        for column in [c for c in ("path", "label") if c in row]:
             if not row[column]:
                 raise ValueError(f"{path} line {line}: the {column} is empty; every row needs one")
         if not (path.parent / row["path"]).exists():
@@ -133,7 +144,8 @@ def _check_rows(rows: list[dict[str, str]], lines: list[int], path: Path) -> Non
 @DATASETS.register("csv")
 class CSVDataset(LabeledDataset):
     """Images listed in a CSV file: columns ``path,label`` and optionally ``split``,
-    ``is_query``, ``is_gallery``, ``camera``.
+    ``is_query``, ``is_gallery``, ``camera``. Without a ``label`` column the items are
+    unlabelled (:mod:`deepmetric.data.unlabelled`).
 
     ``root`` is the CSV file; relative paths are resolved against its folder. Labels may be
     integers (numbered in numeric order) or names (sorted). With ``split``, only rows whose
@@ -190,5 +202,7 @@ class CSVDataset(LabeledDataset):
             extra["split"] = np.array([row["split"] for row in rows], dtype=str)
         _check_rows(rows, lines, path)
         paths = [str(path.parent / row["path"]) for row in rows]
-        raw = _numbers_or_strings([row["label"] for row in rows])
+        raw = _numbers_or_strings([row.get("label", "0") for row in rows])
         self._set_files(paths, raw, extra, FileOptions(image_size, channels, strict, check))
+        if "label" not in columns:
+            drop_labels(self)

@@ -25,6 +25,7 @@ from torch import Tensor
 from .arrays import ArrayDataset
 from .base import DATASETS
 from .images import ImageSize, check_channels
+from .unlabelled import drop_labels
 
 Where = Mapping[str, Any]
 _SAVE_HINT = "write it with numpy.savez(path, images=..., labels=...)"
@@ -46,6 +47,12 @@ def _open(path: Path) -> Any:
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise ValueError(f"{path} holds a single .npy array, not a .npz archive; {_SAVE_HINT}")
     return archive
+
+
+def _files(path: Path) -> list[str]:
+    """The names of the arrays in the archive at ``path``."""
+    with _open(path) as archive:
+        return list(archive.files)
 
 
 def _read(path: Path, keys: Sequence[str]) -> dict[str, np.ndarray]:
@@ -163,10 +170,12 @@ class NpzDataset(ArrayDataset):
     ``inputs`` names the ``(n, dim)``, ``(n, height, width)`` or ``(n, channels, height,
     width)`` array (uint8 images are divided by 255, float images must lie in [0, 1]; see
     :class:`ArrayDataset`), ``labels`` the ``(n,)`` integer or string labels, numbered in sorted
-    order. ``class_names`` optionally names a per-class array indexed by the raw integer label
-    (e.g. Omniglot's ``class_name``). ``where`` keeps the rows whose fields match, every
-    condition at once: ``{field: [v1, v2]}`` (one of the values; a value with no row is an
-    error), ``{field: v}`` or ``{field: {min: a, max: b}}`` (inclusive; either bound optional).
+    order; with ``labels=None``, or a file without a ``labels`` array, the items are unlabelled
+    (:mod:`deepmetric.data.unlabelled`). ``class_names`` optionally names a per-class array
+    indexed by the raw integer label (e.g. Omniglot's ``class_name``). ``where`` keeps the rows
+    whose fields match, every condition at once: ``{field: [v1, v2]}`` (one of the values; a
+    value with no row is an error), ``{field: v}`` or ``{field: {min: a, max: b}}`` (inclusive;
+    either bound optional).
     ``extra`` names per-item arrays kept in ``dataset.extra``; ``extra["item_id"]`` is each
     item's row in the file. ``channels`` converts images to 1 (luma, as PIL's ``"L"``) or 3
     (greyscale repeated) channels; None keeps the file's.
@@ -186,7 +195,7 @@ class NpzDataset(ArrayDataset):
         path: str | os.PathLike[str],
         *,
         inputs: str = "images",
-        labels: str = "labels",
+        labels: str | None = "labels",
         where: Where | None = None,
         class_names: str | None = None,
         extra: Sequence[str] = (),
@@ -198,10 +207,13 @@ class NpzDataset(ArrayDataset):
             raise ValueError(f"extra must be a list of array names; got {extra!r}")
         where = dict(where or {})
         named = [k for k in (class_names,) if k is not None]
-        arrays = _read(file, [inputs, labels, *where, *extra, *named])
-        n = _check_lengths(file, arrays, inputs, [labels, *where, *extra])
+        if labels == "labels" and labels not in _files(file):
+            labels = None  # a file without labels: unlabelled items
+        keys = [] if labels is None else [labels]
+        arrays = _read(file, [inputs, *keys, *where, *extra, *named])
+        n = _check_lengths(file, arrays, inputs, [*keys, *where, *extra])
         rows = _select(file, where, arrays, n)
-        raw, names = arrays[labels][rows], None
+        raw, names = np.zeros(len(rows), np.int64) if labels is None else arrays[labels][rows], None
         if class_names is not None:
             names, raw = _named_classes(file, raw, arrays[class_names], class_names)
         try:
@@ -209,6 +221,8 @@ class NpzDataset(ArrayDataset):
         except ValueError as err:
             raise ValueError(f"{file}: {err}") from None
         self.extra = {"item_id": rows, **{key: arrays[key][rows] for key in extra}}
+        if labels is None:
+            drop_labels(self)
         if channels is not None:
             if self.inputs.dim() == 2:
                 raise ValueError(f"channels applies to images only; got {channels!r} for vectors")

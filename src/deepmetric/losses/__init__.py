@@ -23,6 +23,7 @@ from .margin_softmax import ArcFaceLoss, CosFaceLoss, NormalizedSoftmaxLoss
 from .multi_similarity import MultiSimilarityLoss
 from .npair import NPairLoss
 from .ntxent import NTXentLoss
+from .projected import ProjectedLoss
 from .prototypical import PrototypicalLoss
 from .proxy import ProxyAnchorLoss, ProxyNCALoss
 from .quadruplet import QuadrupletLoss
@@ -66,6 +67,7 @@ __all__ = [
     "NPairLoss",
     "NTXentLoss",
     "NormalizedSoftmaxLoss",
+    "ProjectedLoss",
     "PrototypicalLoss",
     "ProxyAnchorLoss",
     "ProxyNCALoss",

@@ -30,7 +30,7 @@ from torch import Tensor, nn
 
 from .._atomic import write_text_atomically
 from .._checks import check_device
-from ..config.schema import ConfigError, RunConfig, save_config
+from ..config.schema import ConfigError, DataConfig, RunConfig, save_config
 from ..data import (
     ArrayDataset,
     AugmentConfig,
@@ -38,7 +38,10 @@ from ..data import (
     build_augmentation,
     build_dataset,
     class_disjoint_split,
+    combine,
+    labelled_mask,
     with_rotated_classes,
+    without_labels,
 )
 from ..models import Embedder, check_preprocessing, load_pretrained
 from ..models.embed import embed
@@ -134,6 +137,18 @@ def build_data(config: RunConfig) -> RunData:
             by = train_data.field(spec.group, "data.group").astype(str)
         keep, held = class_disjoint_split(by, spec.val_fraction, spec.split_seed)
         train_data, val = train_data.subset(keep), train_data.subset(held)
+    for part, where in ((test, "the test set"), (val, "the validation set")):
+        if part is not None and not labelled_mask(part).all():
+            raise ConfigError(
+                f"data: {where} holds unlabelled items, which cannot be scored; give a labelled "
+                "data.test (and data.val_set: test or none)"
+            )
+    return RunData(_training_items(train_data, spec), val, test)
+
+
+def _training_items(train_data: LabeledDataset, spec: DataConfig) -> LabeledDataset:
+    """The training split as training sees it: rotated classes added, labels dropped
+    (``train_labels: false``) and the unlabelled pool joined."""
     if spec.rotate_classes:
         if not isinstance(train_data, ArrayDataset):
             raise ConfigError(
@@ -141,7 +156,11 @@ def build_data(config: RunConfig) -> RunData:
                 f"got {type(train_data).__name__}"
             )
         train_data = with_rotated_classes(train_data)
-    return RunData(train_data, val, test)
+    if not spec.train_labels:
+        train_data = without_labels(train_data)
+    if spec.unlabelled is not None:
+        train_data = combine(train_data, build_dataset(spec.unlabelled))
+    return train_data
 
 
 @contextlib.contextmanager

@@ -8,6 +8,7 @@ through a ``DataLoader`` whose batch sampler is the epoch's list of index batche
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -16,7 +17,9 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from ..data.unlabelled import LABELLED
 from ..models.embed import stacked_batches
+from ..samplers import HierarchicalSampler, MPerClassSampler
 from .options import TrainOptions
 
 
@@ -46,6 +49,13 @@ def check_data(train_data: Any, val_data: Any, options: TrainOptions) -> None:
             f"train_data has {classes} classes, fewer than batch_size // m_per_class = "
             f"{per_batch}; use a smaller batch_size or a larger m_per_class"
         )
+    extra = getattr(train_data, "extra", {})
+    if LABELLED in extra and not np.all(extra[LABELLED]):  # self-supervised items
+        if options.augmentation is None or options.sampler.m_per_class < 2:
+            raise ValueError(
+                "train_data has unlabelled items, each trained as m_per_class augmented views "
+                "of itself: set an augmentation and sampler.m_per_class >= 2"
+            )
     if val_data is not None:
         val_labels = dataset_labels(val_data, "val_data")
         if len(np.unique(val_labels)) < 2:
@@ -53,6 +63,29 @@ def check_data(train_data: Any, val_data: Any, options: TrainOptions) -> None:
                 "val_data must have at least 2 classes for retrieval metrics; got "
                 f"{len(np.unique(val_labels))} class(es) in {len(val_labels)} item(s)"
             )
+
+
+def build_sampler(
+    train_data: Any, labels: np.ndarray, options: TrainOptions, num_replicas: int, rank: int
+) -> MPerClassSampler:
+    """The run's batch sampler: m per class, by groups with ``sampler.classes_per_group``.
+
+    Classes smaller than m repeat their items (``replacement``). An unlabelled item is such a
+    class by design, drawn m times to make its m views, so that case is not warned about.
+    """
+    shared: dict[str, Any] = dict(
+        seed=options.runtime.seed, replacement=True, num_replicas=num_replicas, rank=rank
+    )
+    batches = options.sampler
+    with warnings.catch_warnings():
+        if not np.all(getattr(train_data, "extra", {}).get(LABELLED, True)):
+            warnings.filterwarnings("ignore", message=".*items repeat within a batch")
+        if options.group is None or batches.classes_per_group is None:
+            return MPerClassSampler(labels, batches.m_per_class, batches.batch_size, **shared)
+        return HierarchicalSampler(
+            labels, train_data.field(options.group, "group"), batches.m_per_class,
+            batches.batch_size, batches.classes_per_group, **shared,
+        )  # fmt: skip
 
 
 class BatchGroups:

@@ -26,9 +26,10 @@ from torch import Tensor, nn
 
 from ..data import LabeledDataset, build_augmentation
 from ..models.embed import embed
-from ..samplers import HierarchicalSampler, MPerClassSampler
+from ..samplers import MPerClassSampler
 from .batches import (
     BatchGroups,
+    build_sampler,
     check_data,
     dataset_labels,
     deterministic_algorithms,
@@ -184,16 +185,7 @@ def _setup(
     if runtime.threads is not None:
         torch.set_num_threads(runtime.threads)
     labels = dataset_labels(train_data, "train_data")
-    shared: dict[str, Any] = dict(seed=runtime.seed, replacement=True, num_replicas=reps, rank=rank)
-    batches = options.sampler
-    sampler = (
-        MPerClassSampler(labels, batches.m_per_class, batches.batch_size, **shared)
-        if options.group is None or batches.classes_per_group is None
-        else HierarchicalSampler(
-            labels, train_data.field(options.group, "group"), batches.m_per_class,
-            batches.batch_size, batches.classes_per_group, **shared,
-        )
-    )  # fmt: skip
+    sampler = build_sampler(train_data, labels, options, reps, rank)
     augment: nn.Module = nn.Identity()
     evaluate: nn.Module = nn.Identity()
     if options.augmentation is not None:
