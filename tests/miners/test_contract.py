@@ -26,6 +26,7 @@ NAMES = [
     "batch_hard",
     "distance_weighted",
     "hard_negative",
+    "listed",
     "multi_similarity",
     "pair_margin",
     "semi_hard",

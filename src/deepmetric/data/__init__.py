@@ -20,6 +20,7 @@ from .fine_grained import CUB200, Cars196
 from .folders import CSVDataset, ImageFolderDataset
 from .images import check_images, image_problem, load_image
 from .lfw import LFWDataset, LFWPairs
+from .lists import PairList, TripletList, TupleSampler
 from .market import Market1501
 from .npz import NpzDataset
 from .omniglot import Omniglot, bundled_omniglot
@@ -32,8 +33,9 @@ def build_dataset(spec: Mapping[str, Any] | str) -> LabeledDataset:
     """Build a dataset from ``{"name": ..., **params}``; unknown names or parameters raise.
 
     Names: ``folder``, ``csv``, ``digits``, ``npz``, ``cub200``, ``cars196``, ``sop``,
-    ``inshop``, ``market1501``, ``lfw``, ``omniglot``; the parameters are the class's (``root``,
-    ``split``, ``image_size``, ``channels``, ``strict``, ``check``, ...).
+    ``inshop``, ``market1501``, ``lfw``, ``omniglot``, ``pairs``, ``triplets``; the parameters
+    are the class's (``root``, ``split``, ``image_size``, ``channels``, ``strict``, ``check``,
+    ...).
 
     Example:
         >>> len(build_dataset({"name": "digits", "split": "train"}))
@@ -63,9 +65,12 @@ __all__ = [
     "LabeledDataset",
     "Market1501",
     "NpzDataset",
+    "PairList",
     "Omniglot",
     "bundled_omniglot",
     "StanfordOnlineProducts",
+    "TripletList",
+    "TupleSampler",
     "build_augmentation",
     "build_dataset",
     "check_images",

@@ -18,6 +18,7 @@ from .batch_hard import BatchHardMiner, batch_hard_triplets
 from .distance_weighted import DistanceWeightedMiner, distance_weighted_probabilities
 from .exhaustive import AllMiner
 from .group import WithinGroupMiner
+from .listed import ListedMiner
 from .multi_similarity import MultiSimilarityMiner, multi_similarity_pairs
 from .pair_margin import PairMarginMiner
 from .triplet_margin import HardNegativeMiner, SemiHardMiner
@@ -44,6 +45,7 @@ __all__ = [
     "BatchHardMiner",
     "DistanceWeightedMiner",
     "HardNegativeMiner",
+    "ListedMiner",
     "Miner",
     "MultiSimilarityMiner",
     "PairMarginMiner",

@@ -206,11 +206,21 @@ def build_loss(config: RunConfig, num_classes: int, embedding_dim: int) -> nn.Mo
         return losses.build(config.loss, num_classes=num_classes, embedding_dim=embedding_dim)
 
 
-def build_miner(config: RunConfig) -> nn.Module | None:
-    """The miner of ``config.miner``, or None."""
+def build_miner(config: RunConfig, train_data: LabeledDataset | None = None) -> nn.Module | None:
+    """The miner of ``config.miner``, or None; for a pair or triplet list (``train_data``) the
+    ``listed`` miner, told the row width."""
     from .. import miners
 
-    return None if config.miner is None else miners.build(config.miner)
+    tuples = getattr(train_data, "tuples", None)
+    if config.miner is None or tuples is None:
+        return None if config.miner is None else miners.build(config.miner)
+    if config.miner.get("name") != "listed":
+        raise ConfigError(
+            f"miner: data.train is a {('pair', 'triplet')[tuples.shape[1] - 2]} list, trained on "
+            "its rows; use miner: {name: listed} (or null), or data.train.closure: true to "
+            "train on its components as classes with any miner"
+        )
+    return miners.MINERS.build(config.miner, width=tuples.shape[1])
 
 
 def image_preprocessing(augmentation: Mapping[str, Any] | None, item: Any) -> dict[str, Any] | None:
@@ -337,7 +347,7 @@ def run_training(
     wanted = main and (config.output.report or config.output.baselines)
     before = embed_test(model, data.test, config) if wanted else None
     result = train(
-        model, data.train, loss=loss, miner=build_miner(config), val_data=data.val,
+        model, data.train, loss=loss, miner=build_miner(config, data.train), val_data=data.val,
         options=config.train_options(), callbacks=callbacks, out_dir=out_dir, resume=resume,
     )  # fmt: skip
     if not main:

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from ..data.lists import TupleSampler
 from ..data.unlabelled import LABELLED
 from ..models.embed import stacked_batches
 from ..samplers import HierarchicalSampler, MPerClassSampler
@@ -44,7 +45,7 @@ def check_data(train_data: Any, val_data: Any, options: TrainOptions) -> None:
         raise ValueError("train_data must hold at least one item; got an empty dataset")
     classes = len(np.unique(labels))
     per_batch = options.sampler.batch_size // options.sampler.m_per_class
-    if classes < per_batch:
+    if classes < per_batch and getattr(train_data, "tuples", None) is None:
         raise ValueError(
             f"train_data has {classes} classes, fewer than batch_size // m_per_class = "
             f"{per_batch}; use a smaller batch_size or a larger m_per_class"
@@ -67,8 +68,9 @@ def check_data(train_data: Any, val_data: Any, options: TrainOptions) -> None:
 
 def build_sampler(
     train_data: Any, labels: np.ndarray, options: TrainOptions, num_replicas: int, rank: int
-) -> MPerClassSampler:
-    """The run's batch sampler: m per class, by groups with ``sampler.classes_per_group``.
+) -> MPerClassSampler | TupleSampler:
+    """The run's batch sampler: m per class, by groups with ``sampler.classes_per_group``, or
+    whole rows of a pair or triplet list (``data.lists``).
 
     Classes smaller than m repeat their items (``replacement``). An unlabelled item is such a
     class by design, drawn m times to make its m views, so that case is not warned about.
@@ -77,6 +79,9 @@ def build_sampler(
         seed=options.runtime.seed, replacement=True, num_replicas=num_replicas, rank=rank
     )
     batches = options.sampler
+    if getattr(train_data, "tuples", None) is not None:  # a pair or triplet list: whole rows
+        del shared["replacement"]
+        return TupleSampler(train_data.tuples, batches.batch_size, **shared)
     with warnings.catch_warnings():
         if not np.all(getattr(train_data, "extra", {}).get(LABELLED, True)):
             warnings.filterwarnings("ignore", message=".*items repeat within a batch")
@@ -86,6 +91,17 @@ def build_sampler(
             labels, train_data.field(options.group, "group"), batches.m_per_class,
             batches.batch_size, batches.classes_per_group, **shared,
         )  # fmt: skip
+
+
+def listed_miner(train_data: Any, miner: Any) -> Any:
+    """``miner``, or for a pair or triplet list without one the ``listed`` miner, which gives
+    the loss the listed rows (a loss on labels alone would pair whole components)."""
+    tuples = getattr(train_data, "tuples", None)
+    if miner is None and tuples is not None:
+        from ..miners import ListedMiner
+
+        return ListedMiner(width=tuples.shape[1])
+    return miner
 
 
 class BatchGroups:

@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from ..data import LabeledDataset, build_augmentation
+from ..data.lists import TupleSampler
 from ..models.embed import embed
 from ..samplers import MPerClassSampler
 from .batches import (
@@ -34,6 +35,7 @@ from .batches import (
     dataset_labels,
     deterministic_algorithms,
     iterate_batches,
+    listed_miner,
 )
 from .checkpoint import load_checkpoint, restore_rng, rng_state, save_checkpoint
 from .distributed import (
@@ -66,7 +68,7 @@ class _Run:
     loss: nn.Module
     options: TrainOptions
     device: torch.device
-    sampler: MPerClassSampler
+    sampler: MPerClassSampler | TupleSampler
     optimizer: torch.optim.Optimizer
     scaler: torch.amp.GradScaler
     augment: nn.Module
@@ -126,6 +128,7 @@ def train(
             invalid options (named by field).
     """
     check_data(train_data, val_data, options)
+    miner = listed_miner(train_data, miner)
     run = _setup(model, train_data, loss, miner, options, out_dir, resume)
     state = run.state
     shown = options.runtime.progress and is_main_process()
