@@ -37,7 +37,7 @@ from deepmetric.search.rerank import alpha_query_expansion, k_reciprocal_distanc
 from tests.data import fixtures as fx
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-TRAINED_ELSEWHERE = {"digits", "omniglot_npz", "omniglot", "faces"}
+TRAINED_ELSEWHERE = {"digits", "omniglot_npz", "omniglot", "omniglot_ssl", "faces"}
 SIZES = {(8, 8), (13, 9), (7, 12), (300, 270)}  # (width, height), cycled over the files
 IMAGENET = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
 
@@ -238,3 +238,18 @@ def test_omniglot_recipe_trains_on_the_bundled_set_and_tests_on_the_native_layou
     assert card["preprocessing"] == {"image_size": [28, 28], "channels": 1}
     test = build_dataset(config.data.test)
     assert test[0][0].shape == (1, 28, 28) and float(test[0][0].mean()) < 0.5  # white on black
+
+
+def test_the_self_supervised_omniglot_config_trains_without_labels(tmp_path: Path) -> None:
+    fx.make_omniglot(tmp_path / "data")
+    config = load_config(
+        CONFIGS / "omniglot_ssl.yaml",
+        [f"data.test.root={tmp_path / 'data'}", "data.train.alphabets=[Latin]",
+         "model.backbone.channels=4", "sampler.batch_size=32", "epochs=1", "evaluation.ways=2",
+         "evaluation.episodes=5", "runtime.progress=false", f"output.dir={tmp_path / 'run'}",
+         "output.report=false"],
+    )  # fmt: skip
+    outcome = run_training(config)
+    drawings = 26 * 20  # Latin: 26 characters, 20 drawings, each a class of its own, 2 views
+    assert outcome.result.steps == drawings * 2 // 32 + 1
+    assert {"fewshot_accuracy", "map_at_r"} <= set(outcome.metrics)
