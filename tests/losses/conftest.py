@@ -11,9 +11,11 @@ from deepmetric import losses
 NUM_CLASSES = 6
 DIM = 8
 
-# Losses built on a classifier or proxies: they define a loss for any labelled batch, so
-# degenerate batches (one class, a single sample) give a finite, not necessarily zero, loss.
+# Losses built on a classifier or proxies, and the clip loss (each row an image-text pair, which
+# matches its own halves): they define a loss for any labelled batch, so degenerate batches (one
+# class, a single sample) give a finite, not necessarily zero, loss.
 PER_SAMPLE = {
+    "clip",
     "proxy_nca",
     "proxy_anchor",
     "soft_triple",

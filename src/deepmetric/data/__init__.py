@@ -25,6 +25,7 @@ from .market import Market1501
 from .npz import NpzDataset
 from .omniglot import Omniglot, bundled_omniglot
 from .products import InShop, StanfordOnlineProducts
+from .shapes import CaptionedImages, Shapes
 from .splits import class_disjoint_split
 from .unlabelled import combine, labelled_mask, without_labels
 
@@ -33,9 +34,9 @@ def build_dataset(spec: Mapping[str, Any] | str) -> LabeledDataset:
     """Build a dataset from ``{"name": ..., **params}``; unknown names or parameters raise.
 
     Names: ``folder``, ``csv``, ``digits``, ``npz``, ``cub200``, ``cars196``, ``sop``,
-    ``inshop``, ``market1501``, ``lfw``, ``omniglot``, ``pairs``, ``triplets``; the parameters
-    are the class's (``root``, ``split``, ``image_size``, ``channels``, ``strict``, ``check``,
-    ...).
+    ``inshop``, ``market1501``, ``lfw``, ``omniglot``, ``pairs``, ``triplets``, ``shapes``;
+    the parameters are the class's (``root``, ``split``, ``image_size``, ``channels``,
+    ``strict``, ``check``, ...).
 
     Example:
         >>> len(build_dataset({"name": "digits", "split": "train"}))
@@ -56,6 +57,7 @@ __all__ = [
     "AugmentConfig",
     "Augmentation",
     "CSVDataset",
+    "CaptionedImages",
     "Cars196",
     "DigitsDataset",
     "ImageFolderDataset",
@@ -68,6 +70,7 @@ __all__ = [
     "PairList",
     "Omniglot",
     "bundled_omniglot",
+    "Shapes",
     "StanfordOnlineProducts",
     "TripletList",
     "TupleSampler",

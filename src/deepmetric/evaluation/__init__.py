@@ -6,6 +6,7 @@ from ..search import knn
 from ..search.neighbors import Neighbors
 from .anomaly import anomaly_metrics, centroid_novelty, detection_metrics, knn_novelty
 from .clustering import clustering_metrics, kmeans_labels, partition_scores
+from .crossmodal import cross_modal_metrics
 from .fewshot import (
     Episodes,
     FewShotResult,
@@ -34,6 +35,7 @@ __all__ = [
     "METRICS",
     "anomaly_metrics",
     "centroid_novelty",
+    "cross_modal_metrics",
     "detection_metrics",
     "knn_novelty",
     "Episodes",

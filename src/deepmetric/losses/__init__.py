@@ -16,6 +16,7 @@ from ._common import LOSSES
 from .angular import AngularLoss
 from .center import CenterLoss
 from .circle import CircleLoss
+from .clip import ClipLoss
 from .contrastive import ContrastiveLoss
 from .lifted import LiftedStructureLoss
 from .margin import MarginLoss
@@ -58,6 +59,7 @@ __all__ = [
     "ArcFaceLoss",
     "CenterLoss",
     "CircleLoss",
+    "ClipLoss",
     "ContrastiveLoss",
     "CosFaceLoss",
     "CrossBatchMemory",

@@ -2,7 +2,8 @@
 
 - Backbones, built by name with ``build_backbone({"name": ..., **params})``: ``conv4``,
   ``mlp``, ``resnet18``, ``resnet34``, ``resnet50`` (torchvision parameter names), ``vit`` (a
-  small Vision Transformer), ``timm`` and ``sentence_transformer`` (optional extras).
+  small Vision Transformer), ``text_transformer`` (word tokens), ``timm`` and
+  ``sentence_transformer`` (optional extras).
 - ``Embedder`` / ``EmbedderConfig``: backbone + pooling (avg, max, GeM, avgmax, attention) +
   projection + optional L2 normalisation.
 - ``save_model`` / ``load_model`` / ``model_fingerprint``: the model directory
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 from .adapters import SentenceTransformerBackbone, TimmBackbone
 from .backbones import BACKBONES, MLP, Conv4, backbone_names, build_backbone
+from .dual import DualEncoder
 from .embed import embed
 from .embedder import Embedder, EmbedderConfig
 from .io import (
@@ -29,6 +31,7 @@ from .io import (
 )
 from .pooling import AttentionPool, GeM, GlobalPool
 from .resnet import ResNet, ResNet18, ResNet34, ResNet50
+from .text import TextTransformer, build_vocab
 from .vit import VisionTransformer
 from .weights import check_state_dict, load_pretrained, read_state_dict
 
@@ -40,6 +43,7 @@ __all__ = [
     "AttentionPool",
     "WEIGHTS_FILE",
     "Conv4",
+    "DualEncoder",
     "Embedder",
     "EmbedderConfig",
     "GeM",
@@ -49,10 +53,12 @@ __all__ = [
     "ResNet34",
     "ResNet50",
     "SentenceTransformerBackbone",
+    "TextTransformer",
     "TimmBackbone",
     "VisionTransformer",
     "backbone_names",
     "build_backbone",
+    "build_vocab",
     "check_preprocessing",
     "check_state_dict",
     "embed",

@@ -32,11 +32,13 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, tokens: Tensor) -> Tensor:
+    def forward(self, tokens: Tensor, keep: Tensor | None = None) -> Tensor:
+        """``keep (batch, n)`` bool, if given, marks the tokens that may be attended to."""
         batch, n, dim = tokens.shape
         qkv = self.qkv(tokens).view(batch, n, 3, self.heads, dim // self.heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (batch, heads, n, head_dim)
-        out = nn.functional.scaled_dot_product_attention(q, k, v)
+        mask = None if keep is None else keep[:, None, None, :]
+        out = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return self.proj(out.transpose(1, 2).reshape(batch, n, dim))
 
 
@@ -51,8 +53,8 @@ class Block(nn.Module):
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
         self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
 
-    def forward(self, tokens: Tensor) -> Tensor:
-        tokens = tokens + self.attn(self.norm1(tokens))
+    def forward(self, tokens: Tensor, keep: Tensor | None = None) -> Tensor:
+        tokens = tokens + self.attn(self.norm1(tokens), keep)
         return tokens + self.mlp(self.norm2(tokens))
 
 

@@ -126,7 +126,7 @@ class BatchGroups:
 
 def iterate_batches(
     data: Dataset[Any], batches: Sequence[Sequence[int]], device: torch.device, num_workers: int
-) -> Iterator[tuple[Tensor, Tensor]]:
+) -> Iterator[tuple[Any, Tensor]]:
     """``(inputs, labels)`` on ``device`` for each list of dataset indices in ``batches``."""
     labels = torch.from_numpy(dataset_labels(data, "data"))
     stacked = stacked_batches(data, batches)
@@ -139,7 +139,24 @@ def iterate_batches(
         pin_memory=device.type == "cuda",
     )  # fmt: skip
     for batch_inputs, batch_labels in loader:
-        yield batch_inputs.to(device, non_blocking=True), batch_labels.to(device)
+        yield to_device(batch_inputs, device), batch_labels.to(device)
+
+
+def to_device(inputs: Any, device: torch.device) -> Any:
+    """``inputs`` on ``device``: a tensor, or the tensors of an ``(images, texts)`` pair."""
+    if isinstance(inputs, Tensor):
+        return inputs.to(device, non_blocking=True)
+    if isinstance(inputs, tuple | list) and inputs and isinstance(inputs[0], Tensor):
+        return (inputs[0].to(device, non_blocking=True), *inputs[1:])
+    return inputs
+
+
+def augmented(augment: Any, inputs: Any) -> Any:
+    """The training augmentation on the images: the batch, or the images of ``(images,
+    texts)`` pairs (a dual encoder's), the texts as they are."""
+    if isinstance(inputs, tuple | list) and inputs and isinstance(inputs[0], Tensor):
+        return (augment(inputs[0]), *inputs[1:])
+    return augment(inputs)
 
 
 @contextlib.contextmanager
@@ -160,4 +177,6 @@ __all__ = [
     "dataset_labels",
     "deterministic_algorithms",
     "iterate_batches",
+    "augmented",
+    "to_device",
 ]

@@ -30,6 +30,7 @@ from ..models.embed import embed
 from ..samplers import MPerClassSampler
 from .batches import (
     BatchGroups,
+    augmented,
     build_sampler,
     check_data,
     dataset_labels,
@@ -143,7 +144,7 @@ def train(
                 for inputs, labels in _timed_batches(run, train_data):
                     set_learning_rate(run.optimizer, _factor(run))
                     with _autocast(run):
-                        embeddings = run.net(run.augment(inputs)).float()
+                        embeddings = run.net(augmented(run.augment, inputs)).float()
                     embeddings, labels = gather_batch(embeddings, labels)
                     groups = {} if run.groups is None else {"groups": run.groups(labels)}
                     indices = None if miner is None else miner(embeddings, labels, **groups)
@@ -240,7 +241,7 @@ def _start_epoch(run: _Run) -> None:
     run.sampler.set_epoch(state.epoch)
 
 
-def _timed_batches(run: _Run, data: LabeledDataset) -> Iterator[tuple[Tensor, Tensor]]:
+def _timed_batches(run: _Run, data: LabeledDataset) -> Iterator[tuple[Any, Tensor]]:
     """This rank's batches of the epoch after those a resumed run already did, with the time
     spent loading them and stepping on them added to the epoch's totals."""
     state, options = run.state, run.options
