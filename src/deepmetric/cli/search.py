@@ -13,9 +13,13 @@ from ._common import fail, readable_errors, set_threads, threads_option
 
 
 def _queries(
-    queries: list[str], encoder_path: str | None
+    queries: list[str], encoder_path: str | None, texts: list[str]
 ) -> tuple[np.ndarray, list[str], str | None]:
-    """``(vectors, names, fingerprint)``: one .npy of vectors, or image files."""
+    """``(vectors, names, fingerprint)``: one .npy of vectors, image files, or texts."""
+    if texts and queries:
+        raise ValueError("give image (or .npy) queries or --text queries, not both")
+    if not texts and not queries:
+        raise ValueError("give QUERY images, one .npy of vectors, or --text")
     if len(queries) == 1 and queries[0].endswith(".npy"):
         vectors = np.load(queries[0], allow_pickle=False)
         vectors = vectors[None] if vectors.ndim == 1 else vectors
@@ -23,7 +27,10 @@ def _queries(
     from ..index import Encoder
 
     if encoder_path is None:
-        raise ValueError("the index names no model; pass --model to embed images")
+        raise ValueError("the index names no model; pass --model to embed the queries")
+    if texts:
+        encoder = Encoder(encoder_path)
+        return encoder.encode_texts(texts), [repr(t) for t in texts], encoder.fingerprint
     missing = [q for q in queries if not Path(q).is_file()]
     if missing:
         raise ValueError(f"query file(s) not found: {', '.join(missing[:5])}")
@@ -57,7 +64,9 @@ def _reranked(
 
 def search(
     index_dir: Annotated[Path, typer.Argument(metavar="INDEX", help="The index directory.")],
-    queries: Annotated[list[str], typer.Argument(metavar="QUERY...", help="Images, or one .npy.")],
+    queries: Annotated[
+        list[str] | None, typer.Argument(metavar="[QUERY...]", help="Images, or one .npy.")
+    ] = None,
     k: Annotated[int, typer.Option("-k", "--k", min=1, help="Results per query.")] = 10,
     label: Annotated[str | None, typer.Option(help="Only items with this label.")] = None,
     model: Annotated[
@@ -70,9 +79,14 @@ def search(
     query_expansion: Annotated[
         int, typer.Option(min=0, help="Alpha query expansion over N hits, then search them.")
     ] = 0,
+    text: Annotated[
+        list[str] | None,
+        typer.Option("--text", help="A text query (repeat it), for an image-text dual encoder."),
+    ] = None,
     threads: int | None = threads_option(),
 ) -> None:
-    """Search an index with images (embedded by its model) or an .npy of vectors.
+    """Search an index with images (embedded by its model), texts (by the text tower of an
+    image-text dual encoder) or an .npy of vectors.
 
     With --rerank or --query-expansion the top max(5k, 100) hits are re-ranked; scores are
     then k-reciprocal distances (or cosine similarities to the expanded query), and no match
@@ -86,7 +100,7 @@ def search(
     with readable_errors():
         index = Index.load(index_dir)
         vectors, names, fingerprint = _queries(
-            queries, str(model or index.model_path or "") or None
+            queries or [], str(model or index.model_path or "") or None, text or []
         )
         again = rerank is not None or query_expansion > 0
         fetch = min(max(len(index), 1), max(5 * k, 100)) if again else k

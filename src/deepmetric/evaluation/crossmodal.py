@@ -17,13 +17,14 @@ def cross_modal_metrics(
     *,
     ks: Sequence[int] = (1, 5, 10),
     metric: Metric = "cosine",
+    directions: Sequence[str] = ("text_to_image", "image_to_text"),
 ) -> dict[str, float]:
     """Text-to-image and image-to-text Recall@K (and MAP@R) of a dual encoder's embeddings.
 
     A text query hits when one of the ``k`` nearest images carries its label (the image shows
     what the text says; several images may); an image query hits when one of the ``k`` nearest
     texts does. Exact search, with ties resolved as :func:`retrieval_metrics` does, which this
-    calls once each way.
+    calls once each way (``directions`` picks the ways).
 
     Keys: ``text_to_image_recall_at_{k}``, ``image_to_text_recall_at_{k}``,
     ``text_to_image_map_at_r``, ``image_to_text_map_at_r``.
@@ -40,6 +41,8 @@ def cross_modal_metrics(
         "text_to_image": (texts, text_labels, images, image_labels),
         "image_to_text": (images, image_labels, texts, text_labels),
     }.items():
+        if name not in directions:
+            continue
         scores = retrieval_metrics(
             query, q_labels, reference=gallery, reference_labels=g_labels, ks=ks,
             metric=metric, include=include,

@@ -1,4 +1,5 @@
-"""``Encoder``: a model directory ready to turn image files, uploads or datasets into vectors.
+"""``Encoder``: a model directory ready to turn image files, uploads, datasets or (for a dual
+encoder's) texts into vectors.
 
 The model's ``config.json`` says how its inputs were prepared (``preprocessing``:
 ``image_size``, ``channels``, ``mean``, ``std``); the encoder repeats exactly that: decode,
@@ -21,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from .._checks import check_device
 from ..data.images import load_image, pil_to_tensor, to_mode
-from ..models import embed, load_model, model_fingerprint
+from ..models import embed, load_model, load_text_model, model_fingerprint
 
 MAX_PIXELS = 64_000_000
 
@@ -39,7 +40,9 @@ class Encoder:
 
     def __init__(self, model_path: str | PathLike[str], device: str = "cpu") -> None:
         self.model_path = str(model_path)
-        self.model = load_model(model_path).to(check_device(device))
+        self.device = check_device(device)
+        self.model = load_model(model_path).to(self.device)
+        self.text_model: Any = None  # a dual encoder's text tower, loaded at the first text
         self.fingerprint = model_fingerprint(model_path)
         self.dim = int(self.model.embedding_dim)
         prep = self.model.preprocessing or {}
@@ -103,6 +106,17 @@ class Encoder:
     def encode_files(self, paths: Sequence[str]) -> np.ndarray:
         """Image files -> ``(n, dim)`` vectors (OSError naming a file that cannot be decoded)."""
         return self.encode(self.read_files(paths))
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """Texts -> ``(n, dim)`` vectors in the images' space, by the text tower saved with a
+        dual encoder (ValueError when the model has none)."""
+        if isinstance(texts, str) or not all(isinstance(t, str) and t.strip() for t in texts):
+            raise ValueError("text queries must be a list of non-empty strings")
+        if self.text_model is None:
+            self.text_model = load_text_model(self.model_path).to(self.device)
+        with torch.no_grad():
+            out: Tensor = self.text_model(list(texts))
+        return out.float().cpu().numpy()
 
     def encode_dataset(self, data: Dataset[Any], batch_size: int = 256) -> np.ndarray:
         """A dataset of ``(image, label)`` items, already decoded at this encoder's size and

@@ -29,7 +29,8 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 METRICS_FILE = "metrics.json"
 TRAIN_CONFIG_FILE = "train_config.json"
-MANAGED_FILES = (CONFIG_FILE, WEIGHTS_FILE, METRICS_FILE, TRAIN_CONFIG_FILE)
+TEXT_DIR = "text"  # a dual encoder's text tower, a model directory inside the image tower's
+MANAGED_FILES = (CONFIG_FILE, WEIGHTS_FILE, METRICS_FILE, TRAIN_CONFIG_FILE, TEXT_DIR)
 PREPROCESSING_KEYS = ("image_size", "mean", "std", "channels")
 
 
@@ -113,8 +114,13 @@ def save_model(
     metrics: Mapping[str, Any] | None = None,
     train_config: Mapping[str, Any] | Any | None = None,
     preprocessing: Mapping[str, Any] | None = None,
+    text: Embedder | None = None,
 ) -> Path:
     """Write ``model`` as a model directory at ``path``, atomically; returns the path.
+
+    ``text``, the text tower of a dual encoder whose image tower is ``model``, goes to
+    ``path/text/`` (a model directory of its own, read by :func:`load_text_model`), so that
+    image tools use the directory as they always do and text queries find the same space.
 
     The directory is built in a hidden temporary sibling and swapped in at the end, so a
     failure or a kill at any instant leaves the previous version intact (see
@@ -128,10 +134,34 @@ def save_model(
             ``config.json`` (never overwritten); metrics, train_config or preprocessing are not
             valid JSON / fields.
     """
-    if not isinstance(model, Embedder):
-        raise TypeError(f"model must be a deepmetric Embedder; got {type(model).__name__}")
-
+    for part in (model, text):
+        if part is not None and not isinstance(part, Embedder):
+            raise TypeError(f"model must be a deepmetric Embedder; got {type(part).__name__}")
     prep = check_preprocessing(model.preprocessing if preprocessing is None else preprocessing)
+    blob, card = _weights_and_card(model, prep)
+    texts = {CONFIG_FILE: _json_text(card, "config")}
+    if metrics is not None:
+        texts[METRICS_FILE] = _json_text(metrics, "metrics")
+    if train_config is not None:
+        texts[TRAIN_CONFIG_FILE] = _json_text(train_config, "train_config")
+    tower = None if text is None else _weights_and_card(text, None)
+
+    def write(folder: Path) -> None:
+        _write_weights(folder / WEIGHTS_FILE, blob)
+        for name, content in texts.items():
+            (folder / name).write_text(content, encoding="utf-8")
+        if tower is not None:
+            (folder / TEXT_DIR).mkdir()
+            _write_weights(folder / TEXT_DIR / WEIGHTS_FILE, tower[0])
+            (folder / TEXT_DIR / CONFIG_FILE).write_text(_json_text(tower[1], "config"))
+
+    return write_directory_atomically(
+        path, write, managed=MANAGED_FILES, marker=CONFIG_FILE, what="model directory"
+    )
+
+
+def _weights_and_card(model: Embedder, prep: dict[str, Any] | None) -> tuple[bytes, dict[str, Any]]:
+    """The safetensors bytes of ``model`` and its ``config.json`` card."""
     weights = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     blob = save(weights, metadata={"format": "pt"})
     card = {
@@ -143,20 +173,18 @@ def save_model(
         "preprocessing": prep,
         "weights_sha256": hashlib.sha256(blob).hexdigest(),
     }
-    texts = {CONFIG_FILE: _json_text(card, "config")}
-    if metrics is not None:
-        texts[METRICS_FILE] = _json_text(metrics, "metrics")
-    if train_config is not None:
-        texts[TRAIN_CONFIG_FILE] = _json_text(train_config, "train_config")
+    return blob, card
 
-    def write(folder: Path) -> None:
-        _write_weights(folder / WEIGHTS_FILE, blob)
-        for name, text in texts.items():
-            (folder / name).write_text(text, encoding="utf-8")
 
-    return write_directory_atomically(
-        path, write, managed=MANAGED_FILES, marker=CONFIG_FILE, what="model directory"
-    )
+def load_text_model(path: str | PathLike[str]) -> Embedder:
+    """The text tower saved with a dual encoder's model directory (``path/text``)."""
+    folder = _model_dir(path)
+    if not (folder / TEXT_DIR / CONFIG_FILE).is_file():
+        raise ValueError(
+            f"{folder} has no text tower ({TEXT_DIR}/); text queries need a model trained as "
+            "an image-text dual encoder"
+        )
+    return load_model(folder / TEXT_DIR)
 
 
 def _write_weights(path: Path, blob: bytes) -> None:
@@ -292,6 +320,7 @@ __all__ = [
     "WEIGHTS_FILE",
     "check_preprocessing",
     "load_model",
+    "load_text_model",
     "model_fingerprint",
     "read_model_config",
     "save_model",

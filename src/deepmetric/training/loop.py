@@ -374,14 +374,16 @@ def _finish(run: _Run) -> TrainResult:
         run.model.load_state_dict(run.best_weights)
     model_dir = None
     if run.out_dir is not None and is_main_process() and hasattr(run.model, "embedding_dim"):
-        from ..models import Embedder, save_model
+        from ..models import DualEncoder, Embedder, save_model
 
-        if isinstance(run.model, Embedder):
+        model = run.model
+        image, text = (model.image, model.text) if isinstance(model, DualEncoder) else (model, None)
+        if isinstance(image, Embedder):
             best = state.history[state.best_epoch] if state.best_epoch is not None else {}
             metrics = {k: v for k, v in best.items() if isinstance(v, float) and math.isfinite(v)}
             model_dir = save_model(
-                run.model, run.out_dir / "model", metrics=metrics,
-                train_config=run.options.to_dict(),
+                image, run.out_dir / "model", metrics=metrics, train_config=run.options.to_dict(),
+                text=text,
             )  # fmt: skip
     return TrainResult(
         best_metric=state.best_metric, best_epoch=state.best_epoch,
