@@ -39,3 +39,38 @@ def make_images(root: Path, seed: int = 0) -> Path:
             pixels[: 4 * (i + 1), :, :] //= 2  # a different band per image
             Image.fromarray(pixels.astype(np.uint8)).save(root / name / f"{i}.png")
     return root
+
+
+def make_dual_model(path: Path) -> Path:
+    """A conv4 + word-transformer dual encoder trained one epoch on 64 16x16 shapes, saved at
+    ``path`` (the image tower, with the text tower in ``path/text``)."""
+    from deepmetric.data import Shapes
+    from deepmetric.losses import ClipLoss
+    from deepmetric.models import DualEncoder, build_vocab
+    from deepmetric.training import RuntimeOptions, SamplerOptions, TrainOptions, train
+
+    data = Shapes("train", n=64, seed=0, image_size=16)
+    torch.manual_seed(0)
+    model = DualEncoder(
+        {"backbone": {"name": "conv4", "channels": 4, "num_blocks": 2}, "embedding_dim": 8},
+        {"backbone": {"name": "text_transformer", "vocab": build_vocab(data.captions),
+                      "dim": 8, "heads": 2, "depth": 1}, "embedding_dim": 8},
+    )  # fmt: skip
+    model.image.preprocessing = {"image_size": [16, 16], "channels": 3}
+    options = TrainOptions(epochs=1, sampler=SamplerOptions(batch_size=16, m_per_class=1),
+                           runtime=RuntimeOptions(progress=False))  # fmt: skip
+    train(model, data, loss=ClipLoss(), options=options, out_dir=path)
+    return path / "model"
+
+
+def make_shape_images(root: Path, n: int = 8) -> Path:
+    """``root/<caption>/<i>.png``: ``n`` generated 16x16 test shapes, a folder per caption."""
+    from deepmetric.data import Shapes
+
+    shapes = Shapes("test", n=n, seed=1, image_size=16)
+    for i in range(len(shapes)):
+        folder = root / shapes.captions[i].replace(" ", "_")
+        folder.mkdir(parents=True, exist_ok=True)
+        array = (shapes.images()[i].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+        Image.fromarray(array).save(folder / f"{i}.png")
+    return root

@@ -8,32 +8,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
-from deepmetric.data import Shapes
 from deepmetric.index import Encoder, Index
-from deepmetric.losses import ClipLoss
-from deepmetric.models import DualEncoder, build_vocab, load_model, load_text_model
-from deepmetric.training import RuntimeOptions, SamplerOptions, TrainOptions, train
+from deepmetric.models import load_model, load_text_model
 
+from .fixtures import make_dual_model, make_shape_images
 from .test_cli import run
 
 
 @pytest.fixture(scope="module")
 def dual_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    data = Shapes("train", n=64, seed=0, image_size=16)
-    torch.manual_seed(0)
-    model = DualEncoder(
-        {"backbone": {"name": "conv4", "channels": 4, "num_blocks": 2}, "embedding_dim": 8},
-        {"backbone": {"name": "text_transformer", "vocab": build_vocab(data.captions),
-                      "dim": 8, "heads": 2, "depth": 1}, "embedding_dim": 8},
-    )  # fmt: skip
-    model.image.preprocessing = {"image_size": [16, 16], "channels": 3}
-    out = tmp_path_factory.mktemp("dual")
-    options = TrainOptions(epochs=1, sampler=SamplerOptions(batch_size=16, m_per_class=1),
-                           runtime=RuntimeOptions(progress=False))  # fmt: skip
-    train(model, data, loss=ClipLoss(), options=options, out_dir=out)
-    return out / "model"
+    return make_dual_model(tmp_path_factory.mktemp("dual"))
 
 
 def test_the_model_directory_keeps_both_towers(dual_dir: Path) -> None:
@@ -47,12 +32,7 @@ def test_the_model_directory_keeps_both_towers(dual_dir: Path) -> None:
 
 
 def test_search_finds_images_from_text(dual_dir: Path, tmp_path: Path) -> None:
-    shapes = Shapes("test", n=8, seed=1, image_size=16)
-    for i in range(len(shapes)):
-        folder = tmp_path / "photos" / shapes.captions[i].replace(" ", "_")
-        folder.mkdir(parents=True, exist_ok=True)
-        array = (shapes.images()[i].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
-        Image.fromarray(array).save(folder / f"{i}.png")
+    make_shape_images(tmp_path / "photos")
     code, out = run("index", "build", dual_dir, "--data", tmp_path / "photos", "--out",
                     tmp_path / "idx")  # fmt: skip
     assert code == 0, out
@@ -78,3 +58,20 @@ def test_text_queries_need_a_text_tower(dual_dir: Path, tmp_path: Path) -> None:
         _queries(["img.png"], str(dual_dir), ["a red dot"])
     with pytest.raises(ValueError, match="give QUERY images, one .npy of vectors, or --text"):
         _queries([], str(dual_dir), [])
+
+
+def test_the_server_takes_text_queries(dual_dir: Path, tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from deepmetric.serve import create_app
+
+    test_search_finds_images_from_text(dual_dir, tmp_path)  # builds tmp_path / "idx"
+    client = TestClient(create_app(tmp_path / "idx"))
+    assert client.get("/health").json()["text"] is True
+    query = "a large red circle at the top"
+    reply = client.post("/search", data={"text": query, "k": "3"})
+    assert reply.status_code == 200, reply.text
+    _, ids = Index.load(tmp_path / "idx").search(Encoder(dual_dir).encode_texts([query]), 3)
+    assert [r["id"] for r in reply.json()["results"]] == ids[0].tolist()
+    blank = client.post("/search", data={"text": "   "})
+    assert blank.status_code == 422 and "text must hold a word" in blank.text

@@ -30,6 +30,7 @@ def test_health_and_docs(client: TestClient) -> None:
     health = client.get("/health").json()
     assert health["status"] == "ok" and health["items"] == 12 and health["dim"] == 8
     assert health["threshold"] is not None and health["writes"] is True
+    assert health["text"] is False
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/search", "/verify", "/items", "/items/{item_id}", "/health"} <= set(paths)
     assert client.get("/docs").status_code == 404  # no page that needs a CDN to render
@@ -75,7 +76,9 @@ def test_vector_search_equals_index_search(client: TestClient, index_dir: Path) 
         ({}, {"image": ("a.txt", b"plain text")}, 400, "not a readable image"),
         ({}, {"image": ("big.png", b"0" * 30_000)}, 413, "over the 20000-byte limit"),
         ({}, {"image": ("huge.png", b"0" * 200_000)}, 413, "Content Too Large"),
-        ({}, None, 422, "exactly one of image, vector or item_id"),
+        ({}, None, 422, "exactly one of image, vector, item_id or text"),
+        ({"text": "a red dot"}, None, 422, "this index's model has no text tower"),
+        ({"text": "x" * 501}, None, 422, "at most 500 characters"),
         ({"item_id": "999"}, None, 404, "no item 999"),
         ({"vector": "[0,0,0,0,0,0,0,1]", "k": "0"}, None, 422, "greater than or equal to 1"),
     ],

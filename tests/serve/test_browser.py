@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from deepmetric.index import Index, build_index
+from deepmetric.index import Encoder, Index, build_index
 from deepmetric.serve import create_app
+from tests.index.fixtures import make_dual_model, make_shape_images
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 DRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -45,12 +46,21 @@ def _free_port() -> int:
 
 @pytest.fixture
 def server(tmp_path: Path, model_dir: Path, image_dir: Path) -> Iterator[str]:
-    uvicorn = pytest.importorskip("uvicorn")
     build_index(model_dir, str(image_dir), far=0.1).save(tmp_path / "idx")
+    yield from _serve(tmp_path / "idx")
+
+
+@pytest.fixture
+def text_server(tmp_path: Path) -> Iterator[str]:
+    model = make_dual_model(tmp_path / "dual")
+    build_index(model, str(make_shape_images(tmp_path / "photos"))).save(tmp_path / "idx")
+    yield from _serve(tmp_path / "idx")
+
+
+def _serve(index: Path) -> Iterator[str]:
+    uvicorn = pytest.importorskip("uvicorn")
     port = _free_port()
-    config = uvicorn.Config(
-        create_app(tmp_path / "idx"), host="127.0.0.1", port=port, log_level="error"
-    )
+    config = uvicorn.Config(create_app(index), host="127.0.0.1", port=port, log_level="error")
     instance = uvicorn.Server(config)
     thread = threading.Thread(target=instance.run, daemon=True)
     thread.start()
@@ -143,3 +153,26 @@ def test_upload_shows_the_expected_top_result_and_a_click_searches_from_it(
         time.sleep(0.5)  # let the thumbnails paint
         DOCS.mkdir(exist_ok=True)
         browser.save_screenshot(str(DOCS / "search-page.png"))
+
+
+def test_a_text_query_finds_the_images_a_dual_encoder_puts_nearest(
+    text_server: str,
+    browser,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(browser, 20)
+    browser.get(text_server + "/")
+    wait.until(lambda d: d.find_element(By.ID, "words").is_displayed())
+    query = "a large red circle at the top"
+    browser.find_element(By.ID, "text").send_keys(query, Keys.ENTER)
+    wait.until(lambda d: d.find_element(By.ID, "status").text.startswith("Text: 8 results"))
+    _, ids = Index.load(tmp_path / "idx").search(
+        Encoder(tmp_path / "dual" / "model").encode_texts([query]), 8
+    )
+    cards = browser.find_elements(By.CSS_SELECTOR, ".result")
+    assert [int(c.get_attribute("data-id")) for c in cards] == ids[0].tolist()
+    assert query in browser.find_element(By.ID, "query").text

@@ -18,7 +18,14 @@ from PIL import Image
 from torch import Tensor
 
 from ..explain import describe, draw_pair, explain_pair
-from .service import THUMBNAIL_PIXELS, UPLOAD_PIXELS, Service, parse_attributes, parse_vector
+from .service import (
+    MAX_TEXT,
+    THUMBNAIL_PIXELS,
+    UPLOAD_PIXELS,
+    Service,
+    parse_attributes,
+    parse_vector,
+)
 
 
 def _service(request: Request) -> Service:
@@ -50,6 +57,7 @@ def health(service: Served) -> dict[str, Any]:
         "factory": index.factory,
         "threshold": index.threshold,
         "writes": service.writes,
+        "text": service.has_text,
     }
 
 
@@ -60,19 +68,24 @@ async def search(
     image: Annotated[UploadFile | None, File(description="an image to search with")] = None,
     vector: Annotated[str | None, Form(description="or a JSON list of dim numbers")] = None,
     item_id: FormId = None,
+    text: Annotated[
+        str | None, Form(max_length=MAX_TEXT, description="or words (a dual encoder's index)")
+    ] = None,
     k: Annotated[int, Form(ge=1, le=1000)] = 10,
     label: Annotated[str | None, Form(description="only items with this label")] = None,
 ) -> dict[str, Any]:
     """The k nearest items of one query, with scores, labels and match decisions.
 
-    A multipart form (``image``, ``vector`` or ``item_id``, with ``k`` and ``label``), or a
-    JSON body ``{"vector": [...], "k": 10, "label": null}``.
+    A multipart form (``image``, ``vector``, ``item_id`` or ``text``, with ``k`` and
+    ``label``), or a JSON body ``{"vector": [...], "k": 10, "label": null}``.
     """
     if request.headers.get("content-type", "").startswith("application/json"):
         return _json_search(service, await request.body())
-    if sum(x is not None for x in (image, vector, item_id)) != 1:
-        raise HTTPException(422, "give exactly one of image, vector or item_id")
-    if image is not None:
+    if sum(x is not None for x in (image, vector, item_id, text)) != 1:
+        raise HTTPException(422, "give exactly one of image, vector, item_id or text")
+    if text is not None:
+        query = await service.read_text(text)
+    elif image is not None:
         query = await service.read_image(image, "image")
     elif vector is not None:
         query = parse_vector(vector, service.index.dim)

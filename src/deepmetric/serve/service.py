@@ -22,8 +22,10 @@ from fastapi import HTTPException, UploadFile
 from torch import Tensor
 
 from ..index import Encoder, Index, ModelMismatchError
+from ..models.io import TEXT_DIR
 
 MAX_UPLOAD_BYTES = 10 * 2**20
+MAX_TEXT = 500  # characters of a text query
 UPLOAD_PIXELS = 16_000_000  # 4000 x 4000: a decoded RGB upload stays under 50 MB
 THUMBNAIL_PIXELS = 160
 WORKERS = 1
@@ -58,6 +60,7 @@ class Service:
                 f"the model at {model} is not the one that built the index at {index_path}"
             )
         self.writes, self.token, self.max_upload_bytes = writes, token, max_upload_bytes
+        self.has_text = (Path(model) / TEXT_DIR / "config.json").is_file()
         self.encode_lock = threading.Lock()
         self.pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="deepmetric-embed")
         self.waiting = 0  # jobs submitted and not finished (touched on the event loop only)
@@ -97,6 +100,20 @@ class Service:
                 return self.encoder.encode(image[None])
 
         return await self.off_loop(decode_and_embed)
+
+    async def read_text(self, text: str) -> np.ndarray:
+        """Embed one text query with the dual encoder's text tower: ``(1, dim)``, or 422 when
+        it is blank or the model has no text tower (503 when busy)."""
+        if not self.has_text:
+            raise HTTPException(422, "this index's model has no text tower; search with images")
+        if not text.strip():
+            raise HTTPException(422, "text must hold a word")
+
+        def embed() -> np.ndarray:
+            with self.encode_lock:
+                return self.encoder.encode_texts([text])
+
+        return await self.off_loop(embed)
 
     def local_file(self, item_id: int) -> Path:
         """The source image of an item that the command line indexed under one of the index's
