@@ -54,15 +54,16 @@ def run_fold(config: Path, fold: int, threads: int, overrides: list[str]) -> dic
         f"runtime.threads={threads}",
         *overrides,
     ]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     outcome = run_training(load_config(config, sets))
-    seconds = time.perf_counter() - start
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu
     rows = {"pixels": outcome.baselines["raw inputs"], "untrained": outcome.baselines[
         "untrained network"], "trained": outcome.metrics}  # fmt: skip
     return {
         "fold": fold,
         "held_out": held,
         "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
         **{f"{row}_{c}": values[c] for row, values in rows.items() for c in COLUMNS},
     }
 

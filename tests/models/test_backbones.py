@@ -125,6 +125,14 @@ def test_registry_names_and_building() -> None:
             torch.randn(3, 4),
         ),
         ({"name": "resnet18", "small_input": True}, torch.randn(2, 3, 16, 16)),
+        (
+            {"name": "vit", "image_size": 16, "dim": 16, "depth": 2, "heads": 2},
+            torch.randn(2, 3, 16, 16),
+        ),
+        (
+            {"name": "vit", "image_size": 16, "dim": 16, "depth": 1, "heads": 2, "output": "map"},
+            torch.randn(2, 3, 20, 12),
+        ),
     ],
 )
 def test_every_parameter_gets_a_finite_gradient(spec: dict, inputs: torch.Tensor) -> None:
