@@ -37,7 +37,7 @@ from deepmetric.search.rerank import alpha_query_expansion, k_reciprocal_distanc
 from tests.data import fixtures as fx
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-TRAINED_ELSEWHERE = {"digits", "omniglot_npz", "omniglot", "omniglot_ssl", "faces"}
+TRAINED_ELSEWHERE = {"digits", "omniglot_npz", "omniglot", "omniglot_ssl", "faces", "shapes_clip"}
 SIZES = {(8, 8), (13, 9), (7, 12), (300, 270)}  # (width, height), cycled over the files
 IMAGENET = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
 
@@ -253,3 +253,31 @@ def test_the_self_supervised_omniglot_config_trains_without_labels(tmp_path: Pat
     drawings = 26 * 20  # Latin: 26 characters, 20 drawings, each a class of its own, 2 views
     assert outcome.result.steps == drawings * 2 // 32 + 1
     assert {"fewshot_accuracy", "map_at_r"} <= set(outcome.metrics)
+
+
+def test_the_shapes_config_trains_a_dual_encoder_that_text_queries_use(tmp_path: Path) -> None:
+    from deepmetric.index import Encoder
+    from deepmetric.models import load_text_model
+
+    config = load_config(
+        CONFIGS / "shapes_clip.yaml",
+        ["data.train.n=64", "data.test.n=32", "model.backbone.channels=4",
+         "model.backbone.num_blocks=2", "text_model.backbone.dim=8",
+         "text_model.backbone.heads=2", "sampler.batch_size=16", "epochs=1",
+         "data.val_set=test", "runtime.progress=false", f"output.dir={tmp_path / 'run'}"],
+    )  # fmt: skip
+    outcome = run_training(config)
+    assert outcome.result.steps == 4 and "val_map_at_r" in outcome.result.history[-1]
+    assert {"text_to_image_recall_at_1", "image_to_text_recall_at_5"} <= set(outcome.metrics)
+    model_dir = tmp_path / "run" / "model"
+    assert "a" in load_text_model(model_dir).backbone.vocab  # vocab: auto, from the captions
+    assert Encoder(model_dir).encode_texts(["a red circle"]).shape == (1, 64)
+    with pytest.raises(ValueError, match="text_model: data.train must be captioned images"):
+        run_training(
+            load_config(
+                CONFIGS / "shapes_clip.yaml",
+                ["data.train={name: digits, as_vectors: false}", f"output.dir={tmp_path / 'x'}"],
+            )
+        )
+    with pytest.raises(ValueError, match="a dual encoder has no run report"):
+        load_config(CONFIGS / "shapes_clip.yaml", ["output.report=true"])

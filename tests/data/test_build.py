@@ -10,6 +10,7 @@ from deepmetric import data
 from tests.data import fixtures as fx
 
 NAMES = [
+    "captions",
     "cars196",
     "csv",
     "cub200",
@@ -20,7 +21,10 @@ NAMES = [
     "market1501",
     "npz",
     "omniglot",
+    "pairs",
+    "shapes",
     "sop",
+    "triplets",
 ]
 
 

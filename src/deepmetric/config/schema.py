@@ -35,14 +35,14 @@ from pydantic import (
 from .._atomic import write_text_atomically
 from .._checks import unknown
 from ..models import EmbedderConfig
+from ..models.text import text_tower
 from ..training import options as opt
+from .overrides import ConfigError, apply_override, parse_overrides
 
 Metric = Literal["cosine", "euclidean", "squared_euclidean", "dot"]
-Protocol = Literal["retrieval", "verification", "reid", "fewshot", "clustering", "anomaly"]
-
-
-class ConfigError(ValueError):
-    """A config that cannot be read or is invalid; the message is one readable line."""
+Protocol = Literal[
+    "retrieval", "verification", "reid", "fewshot", "clustering", "anomaly", "cross_modal"
+]
 
 
 class _Section(BaseModel):
@@ -207,6 +207,7 @@ class RunConfig(_Section):
     model: EmbedderConfig = EmbedderConfig(
         backbone={"name": "mlp", "in_features": 64, "hidden_sizes": [256]}, embedding_dim=64
     )
+    text_model: dict[str, Any] | None = None
     pretrained: str | None = None
     loss: dict[str, Any] = {"name": "multi_similarity"}
     miner: dict[str, Any] | None = None
@@ -224,6 +225,7 @@ class RunConfig(_Section):
     def _components(self) -> RunConfig:
         checks = [
             ("model.backbone", lambda: _check_spec("backbone", self.model.backbone)),
+            ("text_model", self._check_text_model),
             ("loss", lambda: _check_spec("loss", self.loss, injected=_INJECTED)),
             ("miner", lambda: _check_spec("miner", self.miner) if self.miner else None),
             ("augmentation", lambda: _augment(self.augmentation) if self.augmentation else None),
@@ -236,6 +238,14 @@ class RunConfig(_Section):
                 message = str(err.args[0] if err.args else err)
                 raise ValueError(f"{where}: {message}" if where else message) from None
         return self
+
+    def _check_text_model(self) -> None:
+        """A dual encoder's text tower (``vocab: auto``: the training captions'); no report."""
+        if self.text_model is not None:
+            EmbedderConfig.from_dict(text_tower(self.text_model, []))
+            if self.output.report or self.output.baselines:
+                raise ValueError("a dual encoder has no run report or baselines yet; set "
+                                 "output.report: false and output.baselines: false")  # fmt: skip
 
     def train_options(self) -> opt.TrainOptions:
         """The ``TrainOptions`` this config describes: its sections of the same names."""
@@ -294,42 +304,6 @@ def _error_line(err: ValidationError) -> str:
     return f"{where}: {message}{more}"
 
 
-def parse_overrides(overrides: Sequence[str]) -> list[tuple[list[str], Any]]:
-    """``["a.b=1", ...]`` as ``[(["a", "b"], 1), ...]``; values parsed as YAML scalars.
-
-    Example:
-        >>> parse_overrides(["epochs=3", "miner=null", "loss.name=supcon"])
-        [(['epochs'], 3), (['miner'], None), (['loss', 'name'], 'supcon')]
-    """
-    parsed = []
-    for item in overrides:
-        key, sep, text = item.partition("=")
-        if not sep or not key or any(not part for part in key.split(".")):
-            raise ConfigError(f"--set must look like key.path=value; got {item!r}")
-        try:
-            value = yaml.safe_load(text) if text else ""
-        except yaml.YAMLError:
-            raise ConfigError(f"--set {key}: {text!r} is not a YAML value") from None
-        parsed.append((key.split("."), value))
-    return parsed
-
-
-def _apply(data: dict[str, Any], path: list[str], value: Any, defaults: Any) -> None:
-    """Set ``data[path] = value``; a missing section starts as its default, so that
-    ``--set model.embedding_dim=32`` changes one field of the default model."""
-    node = data
-    for depth, part in enumerate(path[:-1]):
-        defaults = defaults.get(part) if isinstance(defaults, dict) else None
-        child = node.get(part)
-        if child is None:
-            child = node[part] = dict(defaults) if isinstance(defaults, dict) else {}
-        if not isinstance(child, dict):
-            where = ".".join(path[: depth + 1])
-            raise ConfigError(f"--set {'.'.join(path)}: {where} is {child!r}, not a mapping")
-        node = child
-    node[path[-1]] = value
-
-
 def build_config(data: Mapping[str, Any], overrides: Sequence[str] = ()) -> RunConfig:
     """Validate a config mapping (with ``--set`` overrides applied); ``ConfigError`` if bad.
 
@@ -339,8 +313,8 @@ def build_config(data: Mapping[str, Any], overrides: Sequence[str] = ()) -> RunC
         >>> build_config({"schedul": {}})
         Traceback (most recent call last):
         ...
-        deepmetric.config.schema.ConfigError: unknown key 'schedul' in the config; did you mean \
-'schedule'? (known: data, model, pretrained, loss, miner, sampler, optimizer, epochs, \
+        deepmetric.config.ConfigError: unknown key 'schedul' in the config; did you mean \
+'schedule'? (known: data, model, text_model, pretrained, loss, miner, sampler, optimizer, epochs, \
 schedule, augmentation, validation, evaluation, runtime, output)
     """
     if not isinstance(data, Mapping):
@@ -348,7 +322,7 @@ schedule, augmentation, validation, evaluation, runtime, output)
     merged = _plain(data)
     defaults = RunConfig().to_dict()
     for path, value in parse_overrides(overrides):
-        _apply(merged, path, value, defaults)
+        apply_override(merged, path, value, defaults)
     _check_keys(merged, RunConfig, "")
     try:
         return RunConfig.model_validate(merged)

@@ -16,6 +16,7 @@ from typing import Any
 from .arrays import ArrayDataset, DigitsDataset, with_rotated_classes
 from .augment import Augmentation, AugmentConfig, build_augmentation
 from .base import DATASETS, LabeledDataset
+from .captions import CaptionedImages, CaptionFiles
 from .fine_grained import CUB200, Cars196
 from .folders import CSVDataset, ImageFolderDataset
 from .images import check_images, image_problem, load_image
@@ -25,7 +26,7 @@ from .market import Market1501
 from .npz import NpzDataset
 from .omniglot import Omniglot, bundled_omniglot
 from .products import InShop, StanfordOnlineProducts
-from .shapes import CaptionedImages, Shapes
+from .shapes import Shapes
 from .splits import class_disjoint_split
 from .unlabelled import combine, labelled_mask, without_labels
 
@@ -34,9 +35,9 @@ def build_dataset(spec: Mapping[str, Any] | str) -> LabeledDataset:
     """Build a dataset from ``{"name": ..., **params}``; unknown names or parameters raise.
 
     Names: ``folder``, ``csv``, ``digits``, ``npz``, ``cub200``, ``cars196``, ``sop``,
-    ``inshop``, ``market1501``, ``lfw``, ``omniglot``, ``pairs``, ``triplets``, ``shapes``;
-    the parameters are the class's (``root``, ``split``, ``image_size``, ``channels``,
-    ``strict``, ``check``, ...).
+    ``inshop``, ``market1501``, ``lfw``, ``omniglot``, ``pairs``, ``triplets``, ``shapes``,
+    ``captions``; the parameters are the class's (``root``, ``split``, ``image_size``,
+    ``channels``, ``strict``, ``check``, ...).
 
     Example:
         >>> len(build_dataset({"name": "digits", "split": "train"}))
@@ -57,6 +58,7 @@ __all__ = [
     "AugmentConfig",
     "Augmentation",
     "CSVDataset",
+    "CaptionFiles",
     "CaptionedImages",
     "Cars196",
     "DigitsDataset",

@@ -15,11 +15,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import torch
 from PIL import Image, ImageDraw
-from torch import Tensor
 
-from .base import DATASETS, LabeledDataset, check_split
+from .base import DATASETS, check_split
+from .captions import CaptionedImages
 
 SHAPES = ("circle", "square", "triangle", "cross")
 COLOURS = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (50, 80, 230),
@@ -56,32 +55,6 @@ def draw(size: str, colour: str, shape: str, place: str, rng: np.random.Generato
     return np.asarray(canvas).transpose(2, 0, 1).copy()
 
 
-class CaptionedImages(LabeledDataset):
-    """Images with a caption each: items ``((image, caption), label)``, the label numbering
-    the distinct captions (two images with one caption share it). ``inputs`` is ``(n, 3, H,
-    W)`` uint8; what a ``DualEncoder`` trains on."""
-
-    def __init__(self, inputs: np.ndarray | Tensor, captions: Sequence[str]) -> None:
-        self.inputs = torch.as_tensor(np.asarray(inputs))
-        if self.inputs.dim() != 4 or self.inputs.dtype != torch.uint8:
-            raise ValueError(f"inputs must be (n, channels, H, W) uint8; got "
-                             f"{self.inputs.dtype} {tuple(self.inputs.shape)}")  # fmt: skip
-        self.captions = [str(c) for c in captions]
-        names, labels = np.unique(np.array(self.captions), return_inverse=True)
-        super().__init__(labels.reshape(-1), names.tolist(), channels=int(self.inputs.shape[1]))
-
-    def load_input(self, index: int) -> tuple[Tensor, str]:  # type: ignore[override]
-        return self.inputs[index].float() / 255.0, self.captions[index]
-
-    def images(self) -> Tensor:
-        """All images, ``(n, C, H, W)`` float in [0, 1]."""
-        return self.inputs.float() / 255.0
-
-    def _take_inputs(self, index: np.ndarray) -> None:
-        self.inputs = self.inputs[torch.from_numpy(index)]
-        self.captions = [self.captions[i] for i in index.tolist()]
-
-
 @DATASETS.register("shapes")
 class Shapes(CaptionedImages):
     """Generated captioned shapes (see the module docstring): ``split`` ``"train"`` (no
@@ -108,4 +81,4 @@ class Shapes(CaptionedImages):
         self.extra = {"held_out": np.array([(c, shape) in unseen for _, c, shape, _ in picks])}
 
 
-__all__ = ["COLOURS", "HELD_OUT", "SHAPES", "CaptionedImages", "Shapes", "caption", "draw"]
+__all__ = ["COLOURS", "HELD_OUT", "SHAPES", "Shapes", "caption", "draw"]

@@ -36,6 +36,8 @@ class DualEncoder(nn.Module):
         (2, 8)
     """
 
+    paired = True  # each output row is an image and a text side by side
+
     def __init__(
         self,
         image: Embedder | EmbedderConfig | Mapping[str, Any],

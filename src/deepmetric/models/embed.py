@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -75,10 +75,21 @@ def _progress(batches: Iterable[Any], total: int, enabled: bool) -> Iterable[Any
     return tqdm(batches, total=total, desc="embed", unit="batch")
 
 
-def _move(inputs: Any, device: torch.device, dtype: torch.dtype) -> Any:
+def map_images(fn: Callable[[Tensor], Tensor], inputs: Any) -> Any:
+    """``fn`` on a batch of images, or on the images of a dual encoder's ``(images, texts)``
+    batch; anything else (a list of strings) as it is."""
     if isinstance(inputs, Tensor):
-        return inputs.to(device, dtype) if inputs.is_floating_point() else inputs.to(device)
+        return fn(inputs)
+    if isinstance(inputs, tuple | list) and inputs and isinstance(inputs[0], Tensor):
+        return (fn(inputs[0]), *inputs[1:])
     return inputs
+
+
+def _move(inputs: Any, device: torch.device, dtype: torch.dtype) -> Any:
+    def move(x: Tensor) -> Tensor:
+        return x.to(device, dtype) if x.is_floating_point() else x.to(device)
+
+    return map_images(move, inputs)
 
 
 def embed(
@@ -125,7 +136,7 @@ def embed(
         with torch.inference_mode():
             for inputs in _progress(batches, total, progress):
                 inputs = _move(inputs, target, dtype)
-                out = model(inputs if transform is None else transform(inputs))
+                out = model(inputs if transform is None else map_images(transform, inputs))
                 if not isinstance(out, Tensor) or out.dim() != 2:
                     shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
                     raise ValueError(f"the model must return (batch, dim) embeddings; got {shape}")

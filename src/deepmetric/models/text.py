@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -40,6 +41,15 @@ def build_vocab(texts: Iterable[str], min_count: int = 1) -> list[str]:
     counts = Counter(w for text in texts for w in words(text))
     kept = sorted((w for w, c in counts.items() if c >= min_count), key=lambda w: (-counts[w], w))
     return [*SPECIALS, *kept]
+
+
+def text_tower(spec: Mapping[str, Any], captions: Iterable[str]) -> dict[str, Any]:
+    """An ``EmbedderConfig`` mapping of a text tower with ``vocab: auto`` made the vocabulary
+    of ``captions`` (other specs as they are)."""
+    backbone = dict(spec.get("backbone") or {})
+    if backbone.get("vocab") == "auto":
+        backbone["vocab"] = build_vocab(captions)
+    return {**spec, "backbone": backbone}
 
 
 @BACKBONES.register("text_transformer")
@@ -115,4 +125,4 @@ class TextTransformer(nn.Module):
         return self.norm(tokens[:, 0])
 
 
-__all__ = ["TextTransformer", "build_vocab", "words"]
+__all__ = ["TextTransformer", "build_vocab", "text_tower", "words"]

@@ -8,12 +8,11 @@
 
 from __future__ import annotations
 
+from .data import RunData, build_data
 from .protocols import evaluate_embeddings, label_pairs
 from .train import (
     CONFIG_FILE,
-    RunData,
     RunOutcome,
-    build_data,
     build_loss,
     build_miner,
     build_model,

@@ -11,6 +11,8 @@
   optionally after alpha query expansion and k-reciprocal re-ranking.
 - ``anomaly``: ``anomaly_metrics`` with a seeded half of the classes as the anomalies (AUROC,
   AUPR of the kNN and class-centre novelty scores).
+- ``cross_modal``: ``cross_modal_metrics`` of a dual encoder's embeddings (each row an item's
+  image and caption side by side): text-to-image and image-to-text Recall@K over the captions.
 - ``verification``: ``verification_metrics`` on the pairs of ``pairs`` (``(n, 2)`` rows and
   ``(n,)`` same/different flags, LFW's) or, without them, on seeded pairs of the labels:
   every item with one same-class and one different-class partner.
@@ -31,6 +33,7 @@ from ..evaluation import (
     Episodes,
     anomaly_metrics,
     clustering_metrics,
+    cross_modal_metrics,
     fewshot_accuracy,
     grouped_retrieval_metrics,
     reid_metrics,
@@ -210,6 +213,11 @@ def _evaluate(
         return _reid(x, data, evaluation)
     if protocol == "anomaly":
         return _anomaly(x, data.labels, evaluation)
+    if protocol == "cross_modal":  # a dual encoder's rows: image | text of each item
+        images, texts = x.chunk(2, dim=1)
+        first = np.unique(data.labels, return_index=True)[1]  # each caption once
+        return cross_modal_metrics(images, data.labels, texts[first], data.labels[first],
+                                   ks=evaluation.ks, metric=evaluation.metric)  # fmt: skip
     rows, same = pairs if pairs is not None else label_pairs(data.labels)
     scores = pair_scores(x, rows, evaluation.metric)
     out: dict[str, Any] = verification_metrics(scores, same)

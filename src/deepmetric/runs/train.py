@@ -24,43 +24,28 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
 from .._atomic import write_text_atomically
 from .._checks import check_device
-from ..config.schema import ConfigError, DataConfig, RunConfig, save_config
+from ..config.schema import ConfigError, RunConfig, save_config
 from ..data import (
-    ArrayDataset,
     AugmentConfig,
     LabeledDataset,
     build_augmentation,
-    build_dataset,
-    class_disjoint_split,
-    combine,
-    labelled_mask,
-    with_rotated_classes,
-    without_labels,
 )
-from ..models import Embedder, check_preprocessing, load_pretrained
+from ..models import DualEncoder, Embedder, check_preprocessing, load_pretrained
 from ..models.embed import embed
+from ..models.text import text_tower
 from ..training import Callback, TrainResult, train
 from ..training.distributed import barrier, is_main_process
+from .data import RunData, build_data
 from .folder import check_run_folder, prepare_run_folder
 from .protocols import evaluate_embeddings
 from .report import write_run_report
 
 CONFIG_FILE = "config.yaml"
-
-
-@dataclasses.dataclass(frozen=True)
-class RunData:
-    """The datasets of a run: training, validation (or None) and test items."""
-
-    train: LabeledDataset
-    val: LabeledDataset | None
-    test: LabeledDataset
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,95 +57,6 @@ class RunOutcome:
     out_dir: Path
     report: Path | None
     baselines: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
-
-
-def _held_out(data: LabeledDataset, classes: Sequence[str]) -> np.ndarray:
-    known = set(data.class_names)
-    missing = [c for c in classes if c not in known]
-    if missing:
-        raise ConfigError(
-            f"data.test_classes: {missing} are not classes of data.train "
-            f"(classes: {', '.join(data.class_names[:20])})"
-        )
-    ids = [data.class_names.index(c) for c in classes]
-    return np.isin(data.labels, ids)
-
-
-def _held_out_groups(groups: np.ndarray, names: Sequence[str]) -> np.ndarray:
-    known = sorted(set(groups.tolist()))
-    missing = [g for g in names if g not in known]
-    if missing:
-        raise ConfigError(
-            f"data.test_groups: {missing} are not groups of data.train (groups: "
-            f"{', '.join(known[:30])})"
-        )
-    return np.isin(groups, list(names))
-
-
-def build_data(config: RunConfig) -> RunData:
-    """Load the datasets and make the class-disjoint (or group-disjoint) test and validation
-    splits; see ``DataConfig``."""
-    spec = config.data
-    full = build_dataset(spec.train)
-    groups = None if spec.group is None else full.field(spec.group, "data.group").astype(str)
-    if spec.test is not None:
-        train_data = full
-        test = full.subset(np.zeros(0, np.int64)) if spec.search else build_dataset(spec.test)
-    else:
-        if spec.test_classes:
-            in_test = _held_out(full, spec.test_classes)
-        elif spec.test_groups and groups is not None:
-            in_test = _held_out_groups(groups, spec.test_groups)
-        else:
-            in_test = np.zeros(len(full), dtype=bool)
-            by = full.labels if groups is None else groups
-            in_test[class_disjoint_split(by, spec.test_fraction, spec.split_seed)[1]] = 1
-        train_data, test = (
-            full.subset(np.flatnonzero(~in_test)),
-            full.subset(np.flatnonzero(in_test)),
-        )
-    val = None
-    if spec.search:  # a tuning trial: validation on training classes is all it sees and scores
-        by = (
-            train_data.labels if groups is None else train_data.field(str(spec.group), "data.group")
-        )
-        keep, held = class_disjoint_split(
-            np.asarray(by).astype(str), spec.val_fraction, spec.split_seed
-        )
-        train_data, val = train_data.subset(keep), train_data.subset(held)
-        test = val
-    elif spec.val_set == "test":
-        val = test
-    elif spec.val_set == "split":
-        by = train_data.labels
-        if spec.group is not None:
-            by = train_data.field(spec.group, "data.group").astype(str)
-        keep, held = class_disjoint_split(by, spec.val_fraction, spec.split_seed)
-        train_data, val = train_data.subset(keep), train_data.subset(held)
-    for part, where in ((test, "the test set"), (val, "the validation set")):
-        if part is not None and not labelled_mask(part).all():
-            raise ConfigError(
-                f"data: {where} holds unlabelled items, which cannot be scored; give a labelled "
-                "data.test (and data.val_set: test or none)"
-            )
-    return RunData(_training_items(train_data, spec), val, test)
-
-
-def _training_items(train_data: LabeledDataset, spec: DataConfig) -> LabeledDataset:
-    """The training split as training sees it: rotated classes added, labels dropped
-    (``train_labels: false``) and the unlabelled pool joined."""
-    if spec.rotate_classes:
-        if not isinstance(train_data, ArrayDataset):
-            raise ConfigError(
-                "data.rotate_classes needs an in-memory image dataset (npz, arrays, bundled); "
-                f"got {type(train_data).__name__}"
-            )
-        train_data = with_rotated_classes(train_data)
-    if not spec.train_labels:
-        train_data = without_labels(train_data)
-    if spec.unlabelled is not None:
-        train_data = combine(train_data, build_dataset(spec.unlabelled))
-    return train_data
 
 
 @contextlib.contextmanager
@@ -180,22 +76,31 @@ def seeded(seed: int) -> Iterator[None]:
         yield
 
 
-def build_model(config: RunConfig) -> Embedder:
-    """The ``Embedder`` of ``config.model``, with ``config.pretrained`` loaded when given.
+def build_model(config: RunConfig, train_data: LabeledDataset | None = None) -> Any:
+    """The ``Embedder`` of ``config.model``, with ``config.pretrained`` loaded when given; with
+    ``config.text_model`` a ``DualEncoder`` of the two (``vocab: auto``: the words of
+    ``train_data``'s captions).
 
     Its initial weights are drawn from ``config.runtime.seed`` (see :func:`seeded`), so the
     same config always starts from the same weights; the global RNG is left as it was.
     """
     with seeded(config.runtime.seed):
-        model = Embedder(config.model)
+        image = Embedder(config.model)
+        text = None
+        if config.text_model is not None:
+            captions = getattr(train_data, "captions", None)
+            if captions is None:
+                raise ConfigError("text_model: data.train must be captioned images (shapes, "
+                                  "captions) to train an image-text dual encoder")  # fmt: skip
+            text = Embedder(text_tower(config.text_model, captions))
     if config.pretrained is not None:
         if not Path(config.pretrained).is_file():
             raise ConfigError(
                 f"pretrained weights {config.pretrained!r} not found; download them or set "
                 "--set pretrained=null"
             )
-        load_pretrained(model.backbone, config.pretrained)
-    return model
+        load_pretrained(image.backbone, config.pretrained)
+    return image if text is None else DualEncoder(image, text)
 
 
 def build_loss(config: RunConfig, num_classes: int, embedding_dim: int) -> nn.Module:
@@ -338,9 +243,12 @@ def run_training(
     if main:
         prepare_run_folder(out_dir, resume=resume, overwrite=overwrite)
     barrier()
-    model = build_model(config)
-    if len(data.train):
-        model.preprocessing = image_preprocessing(config.augmentation, data.train[0][0])
+    model = build_model(config, data.train)
+    if len(data.train):  # what images the model takes (a dual encoder's image tower)
+        first = data.train[0][0]
+        getattr(model, "image", model).preprocessing = image_preprocessing(
+            config.augmentation, first[0] if isinstance(first, tuple) else first
+        )
     loss = build_loss(config, data.train.num_classes, int(model.embedding_dim))
     if main:
         save_config(config, out_dir / CONFIG_FILE)

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..data.lists import TupleSampler
 from ..data.unlabelled import LABELLED
-from ..models.embed import stacked_batches
+from ..models.embed import map_images, stacked_batches
 from ..samplers import HierarchicalSampler, MPerClassSampler
 from .options import TrainOptions
 
@@ -143,20 +143,14 @@ def iterate_batches(
 
 
 def to_device(inputs: Any, device: torch.device) -> Any:
-    """``inputs`` on ``device``: a tensor, or the tensors of an ``(images, texts)`` pair."""
-    if isinstance(inputs, Tensor):
-        return inputs.to(device, non_blocking=True)
-    if isinstance(inputs, tuple | list) and inputs and isinstance(inputs[0], Tensor):
-        return (inputs[0].to(device, non_blocking=True), *inputs[1:])
-    return inputs
+    """``inputs`` on ``device``: a tensor, or the images of an ``(images, texts)`` batch."""
+    return map_images(lambda x: x.to(device, non_blocking=True), inputs)
 
 
 def augmented(augment: Any, inputs: Any) -> Any:
     """The training augmentation on the images: the batch, or the images of ``(images,
     texts)`` pairs (a dual encoder's), the texts as they are."""
-    if isinstance(inputs, tuple | list) and inputs and isinstance(inputs[0], Tensor):
-        return (augment(inputs[0]), *inputs[1:])
-    return augment(inputs)
+    return map_images(augment, inputs)
 
 
 @contextlib.contextmanager

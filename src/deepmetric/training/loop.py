@@ -320,7 +320,9 @@ def _validate(run: _Run, val_data: LabeledDataset) -> dict[str, float]:
         batch_size=options.batch_size, num_workers=run.options.runtime.num_workers,
     )  # fmt: skip
     labels = torch.from_numpy(dataset_labels(val_data, "val_data"))
-    scores = validation_metrics(embeddings, labels, options)
+    scores = validation_metrics(
+        embeddings, labels, options, paired=getattr(run.model, "paired", False)
+    )
     value = scores[options.select]
     if state.best_metric is None or value > state.best_metric:
         state.best_metric, state.best_epoch, state.bad_validations = value, state.epoch, 0
