@@ -8,7 +8,7 @@ keep their classes, so in a mixed set the same loss is SupCon on the labelled pa
 ``extra["labelled"]`` field marks which items carry a real label.
 
 Unlabelled data comes from a flat folder of images, an ``.npz`` without a ``labels`` array, a
-CSV without a ``label`` column (or rows with an empty label), or any dataset passed through
+CSV without a ``label`` column, or any dataset passed through
 :func:`without_labels`.
 """
 

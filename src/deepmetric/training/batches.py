@@ -18,7 +18,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from ..data.lists import TupleSampler
-from ..data.unlabelled import LABELLED
+from ..data.unlabelled import labelled_mask
 from ..models.embed import map_images, stacked_batches
 from ..samplers import HierarchicalSampler, MPerClassSampler
 from .options import TrainOptions
@@ -50,8 +50,7 @@ def check_data(train_data: Any, val_data: Any, options: TrainOptions) -> None:
             f"train_data has {classes} classes, fewer than batch_size // m_per_class = "
             f"{per_batch}; use a smaller batch_size or a larger m_per_class"
         )
-    extra = getattr(train_data, "extra", {})
-    if LABELLED in extra and not np.all(extra[LABELLED]):  # self-supervised items
+    if has_unlabelled(train_data):  # self-supervised items
         if options.augmentation is None or options.sampler.m_per_class < 2:
             raise ValueError(
                 "train_data has unlabelled items, each trained as m_per_class augmented views "
@@ -83,7 +82,7 @@ def build_sampler(
         del shared["replacement"]
         return TupleSampler(train_data.tuples, batches.batch_size, **shared)
     with warnings.catch_warnings():
-        if not np.all(getattr(train_data, "extra", {}).get(LABELLED, True)):
+        if has_unlabelled(train_data):
             warnings.filterwarnings("ignore", message=".*items repeat within a batch")
         if options.group is None or batches.classes_per_group is None:
             return MPerClassSampler(labels, batches.m_per_class, batches.batch_size, **shared)
@@ -91,6 +90,11 @@ def build_sampler(
             labels, train_data.field(options.group, "group"), batches.m_per_class,
             batches.batch_size, batches.classes_per_group, **shared,
         )  # fmt: skip
+
+
+def has_unlabelled(data: Any) -> bool:
+    """Whether ``data`` holds items without a class label (``deepmetric.data.unlabelled``)."""
+    return hasattr(data, "extra") and not labelled_mask(data).all()
 
 
 def listed_miner(train_data: Any, miner: Any) -> Any:
@@ -139,18 +143,8 @@ def iterate_batches(
         pin_memory=device.type == "cuda",
     )  # fmt: skip
     for batch_inputs, batch_labels in loader:
-        yield to_device(batch_inputs, device), batch_labels.to(device)
-
-
-def to_device(inputs: Any, device: torch.device) -> Any:
-    """``inputs`` on ``device``: a tensor, or the images of an ``(images, texts)`` batch."""
-    return map_images(lambda x: x.to(device, non_blocking=True), inputs)
-
-
-def augmented(augment: Any, inputs: Any) -> Any:
-    """The training augmentation on the images: the batch, or the images of ``(images,
-    texts)`` pairs (a dual encoder's), the texts as they are."""
-    return map_images(augment, inputs)
+        moved = map_images(lambda x: x.to(device, non_blocking=True), batch_inputs)
+        yield moved, batch_labels.to(device)
 
 
 @contextlib.contextmanager
@@ -171,6 +165,4 @@ __all__ = [
     "dataset_labels",
     "deterministic_algorithms",
     "iterate_batches",
-    "augmented",
-    "to_device",
 ]

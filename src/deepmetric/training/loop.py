@@ -26,11 +26,10 @@ from torch import Tensor, nn
 
 from ..data import LabeledDataset, build_augmentation
 from ..data.lists import TupleSampler
-from ..models.embed import embed
+from ..models.embed import embed, map_images
 from ..samplers import MPerClassSampler
 from .batches import (
     BatchGroups,
-    augmented,
     build_sampler,
     check_data,
     dataset_labels,
@@ -144,7 +143,7 @@ def train(
                 for inputs, labels in _timed_batches(run, train_data):
                     set_learning_rate(run.optimizer, _factor(run))
                     with _autocast(run):
-                        embeddings = run.net(augmented(run.augment, inputs)).float()
+                        embeddings = run.net(map_images(run.augment, inputs)).float()
                     embeddings, labels = gather_batch(embeddings, labels)
                     groups = {} if run.groups is None else {"groups": run.groups(labels)}
                     indices = None if miner is None else miner(embeddings, labels, **groups)
