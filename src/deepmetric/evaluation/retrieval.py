@@ -21,7 +21,7 @@ from .._checks import as_ids
 from ..distances import Metric, check_metric
 from ..search import knn
 from ..search.neighbors import ArrayLike, as_embeddings, check_groups
-from .ranks import full_ranks
+from .ranks import relevant_ranks
 
 METRICS = ("precision_at_1", "recall_at_k", "r_precision", "map_at_r", "map", "ndcg_at_k", "mrr")
 
@@ -179,14 +179,7 @@ def query_metrics(
     """Every metric of :func:`retrieval_metrics` per query, and the ``(n,)`` mask of queries
     with at least one relevant item (the others hold meaningless values)."""
     check_metric(metric)
-    q = as_embeddings(embeddings, "embeddings")
-    y = as_ids(labels, q.shape[0], "labels")
-    if (reference is None) != (reference_labels is None):
-        raise ValueError("reference and reference_labels must be given together")
-    r = q if reference is None else as_embeddings(reference, "reference")
-    ry = y if reference_labels is None else as_ids(reference_labels, r.shape[0], "reference_labels")
-    if r.shape[1] != q.shape[1]:
-        raise ValueError(f"reference must have dim {q.shape[1]} like embeddings; got {r.shape[1]}")
+    q, y, r, ry = _checked(embeddings, labels, reference, reference_labels)
     unknown = sorted(set(include) - set(METRICS))
     if unknown:
         raise ValueError(f"include must name metrics among {list(METRICS)}; got {unknown}")
@@ -199,26 +192,46 @@ def query_metrics(
     relevant = relevant_counts(y, ry, qg, rg, is_self)
     valid = relevant > 0
     if not bool(valid.all()):
-        warnings.warn(
-            f"{int((~valid).sum())} of {len(valid)} queries have no relevant item in the "
-            "reference set and are excluded from the averages",
-            stacklevel=3,
-        )
+        warnings.warn(f"{int((~valid).sum())} of {len(valid)} queries have no relevant item in "
+                      "the reference set and are excluded from the averages", stacklevel=3)
+    groups = None if qg is None or rg is None else (qg, rg)
+
+    def rank_fully(rows: Tensor, names: set[str]) -> None:  # from every relevant item's rank
+        for block, ranks in relevant_ranks(q, r, y, ry, rows, metric, groups, is_self):
+            for name, values in _ranked_metrics(ranks, relevant[block], ks, names).items():
+                out[name][block] = values
+
+    if {"map", "mrr"} & set(include) and backend == "exact":
+        out = {name: torch.zeros(len(y), dtype=torch.float64) for name in _names(ks, include)}
+        rank_fully(valid.nonzero().squeeze(1), set(include))
+        return out, valid
     needs_r = bool({"r_precision", "map_at_r", "map", "mrr"} & set(include))
     k = min(limit, max(max(ks), int(relevant.max()) if needs_r else 0))
-    neighbours = knn(q, None if is_self else r, k=k, metric=metric, query_groups=qg,
-                     reference_groups=rg, backend=backend)  # fmt: skip
-    found = neighbours.indices
+    found = knn(q, None if is_self else r, k=k, metric=metric, query_groups=qg,
+                reference_groups=rg, backend=backend).indices  # fmt: skip
     rel = (found >= 0) & (ry[found.clamp_min(0)] == y[:, None])
-    out = _ranked_metrics(rel, relevant, ks, set(include))
-    if {"map", "mrr"} & set(include):
-        rows = (valid & (rel.sum(1) < relevant)).nonzero().squeeze(1)
-        if len(rows) > 0:
-            ap, rr = full_ranks(q, r, y, ry, rows, metric, qg, rg, is_self)
-            for name, values in (("map", ap), ("mrr", rr)):
-                if name in out:
-                    out[name][rows] = values
+    out = _ranked_metrics(_ranks_of(rel), relevant, ks, set(include))
+    if {"map", "mrr"} & set(include):  # approximate neighbours: these two rank exactly
+        rank_fully((valid & (rel.sum(1) < relevant)).nonzero().squeeze(1), {"map", "mrr"})
     return out, valid
+
+
+def _checked(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    reference: ArrayLike | None,
+    reference_labels: ArrayLike | None,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Queries, their labels, the reference set and its labels (the queries without one)."""
+    q = as_embeddings(embeddings, "embeddings")
+    y = as_ids(labels, q.shape[0], "labels")
+    if (reference is None) != (reference_labels is None):
+        raise ValueError("reference and reference_labels must be given together")
+    r = q if reference is None else as_embeddings(reference, "reference")
+    ry = y if reference_labels is None else as_ids(reference_labels, r.shape[0], "reference_labels")
+    if r.shape[1] != q.shape[1]:
+        raise ValueError(f"reference must have dim {q.shape[1]} like embeddings; got {r.shape[1]}")
+    return q, y, r, ry
 
 
 def relevant_counts(
@@ -249,35 +262,52 @@ def _count_matches(query_keys: Tensor, reference_keys: Tensor) -> Tensor:
     return counts[inverse[: len(query_keys)]]
 
 
+def _ranks_of(rel: Tensor) -> Tensor:
+    """The ranks of the relevant items among the K nearest, ``rel: (n, K)``, in the form of
+    :func:`relevant_ranks`: ascending, padded with 0."""
+    k = rel.shape[1]
+    position = torch.arange(1, k + 1, device=rel.device).expand_as(rel)
+    ranks = position.masked_fill(~rel, k + 1).sort(dim=1).values
+    return ranks.masked_fill_(ranks > k, 0)
+
+
+def _names(ks: Sequence[int], include: Collection[str]) -> list[str]:
+    """The output names of the metric families ``include``."""
+    per_k = {"recall_at_k": "recall_at_{}", "ndcg_at_k": "ndcg_at_{}"}
+    return [per_k[f].format(cut) if f in per_k else f
+            for f in METRICS if f in include for cut in (ks if f in per_k else [0])]  # fmt: skip
+
+
 def _ranked_metrics(
-    rel: Tensor, relevant: Tensor, ks: Sequence[int], include: set[str]
+    ranks: Tensor, relevant: Tensor, ks: Sequence[int], include: set[str]
 ) -> dict[str, Tensor]:
-    """Per-query metrics from ``rel: (n, K)``, the relevance of each query's K nearest."""
-    n, k = rel.shape
-    rank = torch.arange(1, k + 1, dtype=torch.float64)
-    hits = rel.double()
-    cum = hits.cumsum(1)
+    """Per-query metrics from ``ranks: (n, W)``, the 1-based ranks of each query's relevant
+    items, ascending and padded with 0 (all of them, or those among the K nearest, which holds
+    every rank that any metric but ``map`` and ``mrr`` reads)."""
+    found = ranks > 0
+    rank = ranks.clamp_min(1).double()
+    precision = found.cumsum(1).double() / rank * found  # P(rank) at each relevant item
     r = relevant.clamp_min(1).double()
-    in_r = rank[None, :] <= r[:, None]
+    in_r = found & (ranks <= relevant[:, None])
+    best = torch.where(found[:, 0], ranks[:, 0], torch.iinfo(torch.long).max)
     out: dict[str, Tensor] = {}
     if "precision_at_1" in include:
-        out["precision_at_1"] = hits[:, 0]
+        out["precision_at_1"] = (best == 1).double()
     if "recall_at_k" in include:
         for cut in ks:
-            out[f"recall_at_{cut}"] = hits[:, :cut].amax(1)
+            out[f"recall_at_{cut}"] = (best <= cut).double()
     if "r_precision" in include:
-        out["r_precision"] = (hits * in_r).sum(1) / r
+        out["r_precision"] = in_r.sum(1) / r
     if "map_at_r" in include:
-        out["map_at_r"] = (cum / rank * hits * in_r).sum(1) / r
-    if "map" in include:  # exact when all R relevant items are among the K nearest
-        out["map"] = (cum / rank * hits).sum(1) / r
+        out["map_at_r"] = (precision * in_r).sum(1) / r
+    if "map" in include:  # exact when all R relevant items are ranked
+        out["map"] = precision.sum(1) / r
     if "ndcg_at_k" in include:
-        discount = 1.0 / torch.log2(rank + 1)
-        ideal = discount.cumsum(0)
+        gain = found / torch.log2(rank + 1)
+        ideal = (1.0 / torch.log2(torch.arange(2, max(ks) + 2, dtype=torch.float64))).cumsum(0)
         for cut in ks:
-            dcg = (hits[:, :cut] * discount[:cut]).sum(1)
+            dcg = (gain * (ranks <= cut)).sum(1)
             out[f"ndcg_at_{cut}"] = dcg / ideal[(r.long().clamp_max(cut) - 1)]
     if "mrr" in include:
-        first = torch.where(rel.any(1), (hits.argmax(1) + 1).double(), torch.inf)
-        out["mrr"] = 1.0 / first
+        out["mrr"] = torch.where(found[:, 0], 1.0 / rank[:, 0], 0.0)
     return out

@@ -141,27 +141,40 @@ def _candidates(
 
     Rows lie along ``1 - dim``. The columns are cut into chunks of ``c``: the k-th largest chunk
     maximum is at most the row's k-th largest score, so with ``tau`` (the k-th best so far) it
-    bounds the new k-th best from below. Only chunks whose maximum reaches the bound are read
-    again, and only their entries that reach it are kept; masked (-inf) entries never are.
+    bounds the new k-th best from below. Only the entries that reach the bound are kept.
     """
-    n_cols = score.shape[dim]
-    c = max(1, min(32, n_cols // (2 * k)))
-    main = n_cols - n_cols % c
-    if dim == 1:  # the reductions run along memory in both orientations
-        grid = score[:, :main].unflatten(1, (main // c, c))  # (rows, chunks, c)
-        chunk_max = grid.amax(dim=2)
-    else:
-        grid = score[:main].unflatten(0, (main // c, c))  # (chunks, c, rows)
-        chunk_max = grid.amax(dim=1).T
+    c = max(1, min(32, score.shape[dim] // (2 * k)))
+    chunk_max = chunk_maxima(score, c, dim)
     if chunk_max.shape[1] >= k and bool(torch.isinf(tau).any()):
         tau = torch.maximum(tau, chunk_max.topk(k, dim=1, sorted=False).values.amin(1))
+    return entries_at_least(score, tau, dim, c, chunk_max)
+
+
+def chunk_maxima(score: Tensor, c: int, dim: int) -> Tensor:
+    """``(rows, n_cols // c)`` maxima of the whole chunks of ``c`` columns; rows lie along
+    ``1 - dim``, and both orientations reduce along memory."""
+    n_cols = score.shape[dim]
+    main = n_cols - n_cols % c
+    if dim == 1:
+        return score[:, :main].unflatten(1, (main // c, c)).amax(dim=2)
+    return score[:main].unflatten(0, (main // c, c)).amax(dim=1).T
+
+
+def entries_at_least(
+    score: Tensor, tau: Tensor, dim: int, c: int, chunk_max: Tensor
+) -> list[tuple[Tensor, Tensor, Tensor]]:
+    """The entries of each row that reach the row's ``tau``, as (row, position, score) lists,
+    each sorted by row; masked (-inf) entries never do. Only the chunks whose maximum
+    (``chunk_max``, from :func:`chunk_maxima`) reaches ``tau`` are read again."""
+    n_cols = score.shape[dim]
+    main = n_cols - n_cols % c
     tau = tau.clamp_min(torch.finfo(score.dtype).min)
     live_row, live_chunk = (chunk_max >= tau[:, None]).nonzero(as_tuple=True)
     if dim == 1:  # each live chunk is c consecutive floats: a window of the flat block
         windows = score.reshape(-1).unfold(0, c, 1)
         live = windows.index_select(0, live_row * n_cols + live_chunk * c)
     else:
-        live = grid[live_chunk, :, live_row]
+        live = score[:main].unflatten(0, (main // c, c))[live_chunk, :, live_row]
     hit, pos = (live >= tau[live_row, None]).nonzero(as_tuple=True)
     found = [(live_row[hit], live_chunk[hit] * c + pos, live[hit, pos])]
     if main < n_cols:  # the last columns, fewer than c
@@ -290,17 +303,21 @@ def _self_search(
     return top
 
 
+def rounding(q: Tensor, r: Tensor) -> Tensor:
+    """``(n,)`` how far a block product's ``-|x - y|^2`` may stray from the value computed from
+    differences: the digits lost to cancellation, a few ``eps * (|x|^2 + |y|^2)``."""
+    return 8 * torch.finfo(q.dtype).eps * ((q * q).sum(1) + (r * r).sum(1).max())
+
+
 def _finish(top: _TopK, metric: Metric, q: Tensor, r: Tensor, block_size: int = 1024) -> Neighbors:
     top.flush()
     missing = torch.isinf(top.scores)
     indices = top.indices.masked_fill(missing, -1)
     if is_similarity(metric):
         return Neighbors(indices=indices, scores=top.scores, metric=metric)
-    squared = (-top.scores).clamp_min(0)  # the block products give -|x - y|^2
-    # ... with digits lost to cancellation, up to about eps * (|x|^2 + |y|^2): neighbours closer
-    # than that to each other are re-ranked, and their distances recomputed, from differences
-    scale = (q * q).sum(1, keepdim=True) + (r * r).sum(1).max()
-    close = (squared[:, 1:] - squared[:, :-1]).abs() <= 8 * torch.finfo(q.dtype).eps * scale
+    squared = (-top.scores).clamp_min(0)  # the block products give -|x - y|^2, roughly:
+    # neighbours closer to each other than the rounding are re-ranked from differences
+    close = (squared[:, 1:] - squared[:, :-1]).abs() <= rounding(q, r)[:, None]
     rows = (close & ~missing[:, 1:]).any(1).nonzero().squeeze(1)
     for start in range(0, len(rows), block_size):
         part = rows[start : start + block_size]
