@@ -1,27 +1,32 @@
-"""Ranks of every relevant item in a query's full ranking, without sorting the ranking.
+"""Ranks of every relevant item in each query's full ranking, without sorting any ranking.
 
 A relevant item's rank is one more than the number of admissible reference items ranked before
 it: a larger score, or an equal score and a lower index (the order of :func:`knn`). Only the
-items that score at least the query's lowest relevant score can rank before a relevant item, so
-each block of scores is cut by that score, read through chunk maxima as in the top-k search.
-The few items left become 64-bit keys that order them by (row, score, index), and one binary
-search among the relevant items' keys bins them all. The relevant scores are gathered from the
-same block, so every comparison sees the same floats. For the Euclidean metrics, whose block
-products lose digits to cancellation, a query with an item within that rounding of a relevant
-item is ranked again from distances computed from differences, as the top-k search does.
+items scoring at least the query's lowest relevant score can, so each block product is cut at
+that score through chunk maxima, as in the top-k search, and the few entries left are binned
+among the query's relevant scores by one binary search. The relevant scores come first, from
+:func:`exact_scores`; a block product may stray from them by the rounding of
+:func:`rounding`, so an entry that close to a relevant score is ranked against the query's
+relevant items by its exact score instead. Self-retrieval computes each block product once,
+for its rows and its columns, as the top-k search does. Memory is ``O(n * R_max)``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-
 import torch
 from torch import Tensor
 
-from ..distances import Metric, is_similarity
-from ..search.neighbors import chunk_maxima, entries_at_least, ranking_factors, rounding
+from ..distances import Metric
+from ..search.neighbors import (
+    chunk_maxima,
+    entries_at_least,
+    exact_scores,
+    ranking_factors,
+    rounding,
+)
 
 _CHUNK = 32
+_ROW = 32  # bits for a score in a key; the row of the query within its block sits above
 
 
 def relevant_ranks(
@@ -29,60 +34,160 @@ def relevant_ranks(
     r: Tensor,
     labels: Tensor,
     reference_labels: Tensor,
-    rows: Tensor,
     metric: Metric,
     groups: tuple[Tensor, Tensor] | None,
     is_self: bool,
-    block_elements: int = 1 << 24,
-) -> Iterator[tuple[Tensor, Tensor]]:
-    """For blocks of the queries ``rows``, ``(block, ranks)``: ``ranks[i]`` holds the ranks of
-    query ``block[i]``'s relevant items over the whole reference set, best first, padded with 0.
-    Each block holds about ``block_elements`` scores."""
-    left, _ = ranking_factors(q[rows], metric)
-    _, right = ranking_factors(r, metric)
-    m = r.shape[0]
-    step = max(1, block_elements // m)
+    block_size: int = 4096,
+) -> Tensor:
+    """``(n, R_max)``: the ranks of each query's relevant items over the whole reference set,
+    ascending, padded with 0 (a query without relevant items has none)."""
     members = _ClassMembers(reference_labels)
-    slack = None if is_similarity(metric) else rounding(q[rows], r)
+    cols, ok = members.of(labels)
+    if is_self:
+        ok &= cols != torch.arange(len(q), device=q.device)[:, None]
+    if groups is not None:
+        ok &= groups[0][:, None] != groups[1][cols]
+    left, right = ranking_factors(q, metric)
+    if not is_self:
+        right = ranking_factors(r, metric)[1]
+    # two block products, each off by up to the rounding, are told apart beyond twice that
+    margin = 2 * rounding(q, r, metric, torch.finfo(torch.float32).eps)
+    levels = members.scores(left, right, labels)
+    truth = (q, r, metric)
+    parts = []
+    for i in range(0, len(q), block_size):
+        rows = torch.arange(i, min(i + block_size, len(q)), device=q.device)
+        parts.append(_Queries(truth, rows, cols[rows], ok[rows], levels[rows], margin[rows]))
     out = torch.empty(0, dtype=left.dtype, device=left.device)
-    for start in range(0, len(rows), step):
-        block = rows[start : start + step]
-        b = len(block)
-        if out.numel() < b * m:
-            out.resize_(b * m)
-        scores = torch.mm(left[start : start + step], right.T, out=out[: b * m].view(b, m))
-        if is_self:
-            scores[torch.arange(b, device=scores.device), block] = -torch.inf
-        if groups is not None:
-            scores.masked_fill_(groups[0][block, None] == groups[1][None, :], -torch.inf)
-        cols, ok = members.of(labels[block])
-        rel_scores = scores.gather(1, cols)
-        ok &= torch.isfinite(rel_scores)  # inadmissible items are -inf, never relevant
-        if scores.dtype == torch.float32:
-            exact = (
-                None if slack is None else (slack[start : start + step], _differences(q[block], r))
-            )
-            yield block, _ranks_by_count(scores, rel_scores, cols, ok, exact)
-        else:
-            relevant = torch.zeros_like(scores, dtype=torch.bool).scatter_(1, cols, ok)
-            yield block, _relevant_ranks_by_sort(scores, relevant)
+    for a, part in reversed(list(enumerate(parts))):  # as in the top-k search's self pass
+        for b in range(a if is_self else 0, len(parts) if is_self else _blocks(r, block_size)):
+            at = b * block_size
+            score = _product(left[part.rows], right[at : at + block_size], out)
+            if is_self and a == b:
+                score.fill_diagonal_(-torch.inf)
+            if groups is not None:
+                seen = groups[1][at : at + block_size]
+                score.masked_fill_(groups[0][part.rows, None] == seen[None, :], -torch.inf)
+            part.add(score, at, labels, reference_labels, dim=1)
+            if is_self and a != b:
+                parts[b].add(score, int(part.rows[0]), labels, reference_labels, dim=0)
+    return torch.cat([part.ranks() for part in parts]) if parts else cols[:, :0]
 
 
-def _differences(q: Tensor, r: Tensor) -> Callable[[Tensor, Tensor], Tensor]:
-    """``distance(rows, columns)``: squared distances of the pairs ``q[rows]``, ``r[columns]``
-    from their differences, in chunks."""
+def _blocks(r: Tensor, block_size: int) -> int:
+    return -(-r.shape[0] // block_size)
 
-    def distance(rows: Tensor, columns: Tensor, chunk: int = 1 << 14) -> Tensor:
-        parts = [((q[rows[i : i + chunk]] - r[columns[i : i + chunk]]) ** 2).sum(1)
-                 for i in range(0, len(rows), chunk)]  # fmt: skip
-        return torch.cat(parts) if parts else q.new_zeros(0)
 
-    return distance
+def _product(a: Tensor, b: Tensor, out: Tensor) -> Tensor:
+    need = a.shape[0] * b.shape[0]
+    if out.numel() < need:
+        out.resize_(need)
+    return torch.mm(a, b.T, out=out[:need].view(a.shape[0], b.shape[0]))
+
+
+class _Queries:
+    """One block of queries. Their relevant items are ordered among themselves once; each block
+    product then adds, for each relevant item, how many irrelevant entries lie above it,
+    binned among the relevant items' scores as keys (each row closed by a sentinel key). Where
+    an entry lies within the margin of a relevant score, the exact scores decide instead."""
+
+    def __init__(
+        self,
+        truth: tuple[Tensor, Tensor, Metric],
+        rows: Tensor,
+        cols: Tensor,
+        ok: Tensor,
+        levels: Tensor,
+        margin: Tensor,
+    ) -> None:
+        self.truth, self.rows, self.cols, self.ok, self.margin = truth, rows, cols, ok, margin
+        device = rows.device
+        row = torch.arange(len(rows), device=device)[:, None].expand_as(ok)[ok]
+        flat = levels[ok].float()
+        self.floor = torch.full((len(rows),), torch.inf, dtype=levels.dtype, device=device)
+        self.floor.scatter_reduce_(0, row, levels[ok], "amin")
+        self.floor -= margin
+        ends = ((torch.arange(len(rows), device=device) + 1) << _ROW) - 1
+        self.ordered, self.order = torch.cat([_keys(row, flat), ends]).sort()
+        self.levels = torch.cat([flat, flat.new_full((len(rows),), torch.nan)])[self.order]
+        self.row_end = torch.searchsorted(self.ordered, ends)[self.ordered >> _ROW]
+        self.landed = torch.zeros(len(self.ordered) + 1, dtype=torch.long, device=device)
+        self.corrections = torch.zeros(len(flat), dtype=torch.long, device=device)
+        self.flat_cols = cols[ok]
+        self.relevant_above = self._order_relevant(levels)
+
+    def _order_relevant(self, levels: Tensor) -> Tensor:
+        """``(rows, R_max)``: how many relevant items of its row rank above each; rows with
+        two relevant scores within the margin are ordered by exact scores."""
+        key = levels.masked_fill(~self.ok, -torch.inf)  # columns ascend: ties keep the lower
+        order = key.sort(dim=1, descending=True, stable=True).indices
+        ordered = key.gather(1, order)  # -inf - -inf is NaN: padding is never close
+        near = (ordered[:, :-1] - ordered[:, 1:] <= self.margin[:, None]).any(1).nonzero()[:, 0]
+        if len(near):
+            exact = self._exact(near[:, None].expand_as(self.cols[near]), self.cols[near])
+            exact = exact.view(len(near), -1).masked_fill_(~self.ok[near], -torch.inf)
+            order[near] = exact.sort(dim=1, descending=True, stable=True).indices
+        place = torch.arange(order.shape[1], device=order.device).expand_as(order)
+        return torch.empty_like(order).scatter_(1, order, place)
+
+    def _exact(self, row: Tensor, col: Tensor) -> Tensor:
+        q, r, metric = self.truth
+        return exact_scores(q, r, self.rows[row.flatten()], col.flatten(), metric)
+
+    def add(self, score: Tensor, offset: int, labels: Tensor, ref_labels: Tensor, dim: int) -> None:
+        """Count the irrelevant entries of a block product whose rows (along ``1 - dim``) are
+        these queries; an entry's reference index is ``offset`` + its position along ``dim``."""
+        c = max(1, min(_CHUNK, score.shape[dim]))
+        found = entries_at_least(score, self.floor, dim, c, chunk_maxima(score, c, dim))
+        row, col, vals = (torch.cat(part) for part in zip(*found, strict=True))
+        col = col + offset
+        other = ref_labels[col] != labels[self.rows[row]]  # relevant items are ordered apart
+        row, col, vals = row[other], col[other], vals[other]
+        bins = torch.searchsorted(self.ordered, _keys(row, vals.float()))
+        self.landed += torch.bincount(bins, minlength=len(self.landed))
+        above = self.levels[bins] - vals <= self.margin[row]  # NaN (a sentinel): False
+        below = vals - self.levels[(bins - 1).clamp_min(0)] <= self.margin[row]
+        near = (above | (below & (bins > 0))).nonzero()[:, 0]
+        for start in range(0, len(near), 1 << 16):
+            part = near[start : start + (1 << 16)]
+            self._correct(row[part], col[part], vals[part], bins[part])
+
+    def _correct(self, row: Tensor, col: Tensor, vals: Tensor, bins: Tensor) -> None:
+        """For the entries (``row``, reference ``col``, block score ``vals``) and each relevant
+        item of their row within the margin, replace the block order by the exact one."""
+        width = self.margin[row]
+        lo = torch.searchsorted(self.ordered, _keys(row, (vals - width).float()))
+        hi = torch.searchsorted(self.ordered, _keys(row, (vals + width).float()), right=True)
+        count = (hi - lo).clamp_min(0)
+        e = torch.repeat_interleave(torch.arange(len(row), device=row.device), count)
+        j = lo[e] + torch.arange(len(e), device=row.device) - (count.cumsum(0) - count)[e]
+        t = self.order[j]  # the relevant item, as an index into the flattened ok entries
+        mine, theirs = self._exact(row[e], col[e]), self._exact(row[e], self.flat_cols[t])
+        exact_above = (mine > theirs) | ((mine == theirs) & (col[e] < self.flat_cols[t]))
+        self.corrections.index_add_(0, t, exact_above.long() - (bins[e] > j).long())
+
+    def ranks(self) -> Tensor:
+        """``(rows, R_max)`` ranks, ascending, padded with 0."""
+        above = self.landed.flip(0).cumsum(0).flip(0)  # above[j]: landed at or after bin j
+        counts = above[1:] - above[self.row_end + 1]  # above threshold j, below the sentinel
+        beaten = torch.empty_like(counts).scatter_(0, self.order, counts)[: len(self.corrections)]
+        m = self.truth[1].shape[0]
+        ranks = torch.full(self.ok.shape, m + 1, dtype=torch.long, device=self.ok.device)
+        ranks[self.ok] = beaten + self.corrections + self.relevant_above[self.ok] + 1
+        ranks = ranks.sort(dim=1).values
+        return ranks.masked_fill_(ranks > m, 0)
+
+
+def _keys(row: Tensor, vals: Tensor) -> Tensor:
+    """Non-negative int64 keys ordering float32 scores by row, then score: the row above the
+    score's bits made monotone and unsigned."""
+    bits = vals.view(torch.int32).long()
+    return (row << _ROW) | (torch.where(bits < 0, bits ^ 0x7FFFFFFF, bits) + (1 << 31))
 
 
 class _ClassMembers:
     """The reference positions of each label, padded per query: ``of(labels)`` gives
-    ``(b, R_max)`` positions and the mask of real ones."""
+    ``(n, R_max)`` positions and the mask of real ones."""
 
     def __init__(self, reference_labels: Tensor) -> None:
         self.order = torch.argsort(reference_labels, stable=True)
@@ -100,97 +205,19 @@ class _ClassMembers:
         where = (self.starts[at, None] + slot[None, :]).clamp_max(len(self.order) - 1)
         return self.order[where], ok
 
-
-def _ranks_by_count(
-    scores: Tensor,
-    rel_scores: Tensor,
-    cols: Tensor,
-    ok: Tensor,
-    exact: tuple[Tensor, Callable[[Tensor, Tensor], Tensor]] | None,
-) -> Tensor:
-    """``(b, R_max)`` ranks of each row's relevant items, ascending; 0 pads shorter rows.
-
-    The entries at or above the row's lowest relevant score become keys ordered by (row,
-    score, lower index first), and each relevant item's rank counts the keys of its row above
-    its own key. With ``exact = (slack, distance)``, a block score may be off by up to its
-    row's ``slack``: the entries within the slack of a relevant score are counted instead by
-    ``distance(rows, columns)``, the squared distances from differences, nearer first.
-    """
-    b, m = scores.shape
-    floor = torch.where(ok, rel_scores, torch.inf).amin(1)  # +inf: no relevant item
-    if exact is not None:
-        floor = floor - exact[0]
-    c = min(_CHUNK, m)
-    found = entries_at_least(scores, floor, 1, c, chunk_maxima(scores, c, 1))
-    row, col, vals = (torch.cat(part) for part in zip(*found, strict=True))
-    shift = max(m - 1, 1).bit_length()
-    rel_row = torch.arange(b, device=scores.device)[:, None].expand_as(cols)[ok]
-    relevant = _Thresholds(_row_keys(rel_row, rel_scores[ok], cols[ok], shift), b, shift)
-    bins = relevant.bins(_row_keys(row, vals, col, shift))
-    beaten = relevant.beaten(bins)
-    if exact is not None:
-        slack, distance = exact
-        near = relevant.near(bins, vals, rel_scores[ok], slack[row])
-        beaten -= relevant.beaten(bins[near])  # ... and counted again from differences
-        row, col = row[near], col[near]
-        exact_rel = _Thresholds(
-            _row_keys(rel_row, -distance(rel_row, cols[ok]), cols[ok], shift), b, shift
-        )
-        beaten += exact_rel.beaten(exact_rel.bins(_row_keys(row, -distance(row, col), col, shift)))
-    ranks = torch.zeros(b, cols.shape[1], dtype=torch.long, device=scores.device)
-    ranks[ok] = beaten + 1
-    ranks = ranks.masked_fill_(~ok, m + 1).sort(dim=1).values
-    return ranks.masked_fill_(ranks > m, 0)
-
-
-class _Thresholds:
-    """The keys of the relevant items of ``b`` rows, sorted, each row closed by a sentinel key
-    above all its keys. A key's bin is how many of these lie below it."""
-
-    def __init__(self, keys: Tensor, b: int, shift: int) -> None:
-        ends = ((torch.arange(b, device=keys.device) + 1) << (32 + shift)) - 1
-        self.ordered, self.order = torch.cat([keys, ends]).sort()
-        self.row_end = torch.searchsorted(self.ordered, ends)[self.ordered >> (32 + shift)]
-        self.n = len(keys)
-
-    def bins(self, keys: Tensor) -> Tensor:
-        return torch.searchsorted(self.ordered, keys)
-
-    def beaten(self, bins: Tensor) -> Tensor:
-        """For each relevant key, in the order given, how many of the keys in ``bins`` of its
-        row lie above it: a suffix sum of how many landed between consecutive thresholds."""
-        landed = torch.bincount(bins, minlength=len(self.ordered) + 1)
-        above = landed.flip(0).cumsum(0).flip(0)  # above[j]: keys landed at or after bin j
-        counts = above[1:] - above[self.row_end + 1]  # above threshold j, below the sentinel
-        return torch.empty_like(counts).scatter_(0, self.order, counts)[: self.n]
-
-    def near(self, bins: Tensor, vals: Tensor, levels: Tensor, slack: Tensor) -> Tensor:
-        """Which keys (their ``bins`` and scores ``vals``) lie within ``slack`` of the score of
-        a neighbouring relevant key (``levels``, in the order given); a relevant key is its own
-        neighbour above."""
-        sorted_levels = torch.cat(
-            [levels, levels.new_full((len(self.ordered) - self.n,), torch.nan)]
-        )
-        sorted_levels = sorted_levels[self.order]
-        above = sorted_levels[bins] - vals <= slack  # NaN (a sentinel): False
-        below = vals - sorted_levels[(bins - 1).clamp_min(0)] <= slack
-        return above | (below & (bins > 0))
-
-
-def _row_keys(row: Tensor, vals: Tensor, col: Tensor, shift: int) -> Tensor:
-    """Non-negative int64 keys ordering float32 entries by row, then score ascending, then
-    column descending: the row above the score's bits made monotone and unsigned, above the
-    inverted column (``shift`` bits)."""
-    bits = vals.float().view(torch.int32).long()
-    monotone = torch.where(bits < 0, bits ^ 0x7FFFFFFF, bits) + (1 << 31)
-    return (row << (32 + shift)) | (monotone << shift) | ((1 << shift) - 1 - col)
-
-
-def _relevant_ranks_by_sort(scores: Tensor, relevant: Tensor) -> Tensor:
-    """The same ranks by a stable sort of each row, for float64 scores."""
-    order = scores.sort(dim=1, descending=True, stable=True).indices
-    in_order = relevant.gather(1, order)
-    r_max = max(int(relevant.sum(1).max()), 1)
-    position = torch.arange(1, scores.shape[1] + 1, device=scores.device).expand_as(order)
-    ranks = position.masked_fill(~in_order, scores.shape[1] + 1).sort(dim=1).values[:, :r_max]
-    return ranks.masked_fill(ranks > scores.shape[1], 0)
+    def scores(self, left: Tensor, right: Tensor, labels: Tensor) -> Tensor:
+        """``(n, R_max)`` block products of each query with the members of its class, in the
+        order of :meth:`of`: one product per class."""
+        cols, _ = self.of(labels)
+        out = left.new_full(cols.shape, -torch.inf)
+        order = torch.argsort(labels, stable=True)
+        classes, counts = torch.unique_consecutive(labels[order], return_counts=True)
+        at = torch.searchsorted(self.classes, classes).clamp_max(len(self.classes) - 1)
+        start = 0
+        for label, count, i in zip(classes.tolist(), counts.tolist(), at.tolist(), strict=True):
+            rows = order[start : start + count]
+            start += count
+            if int(self.classes[i]) == label:
+                members = self.order[self.starts[i] : self.starts[i] + self.counts[i]]
+                out[rows, : len(members)] = left[rows] @ right[members].T
+        return out

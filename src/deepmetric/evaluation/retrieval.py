@@ -3,9 +3,9 @@
 A reference item is *relevant* to a query when it has the query's label and is admissible (not
 the query itself in self-retrieval, not in the query's group when groups are given). ``R`` is a
 query's number of relevant items. The neighbours are found once, with ``K = max(max(ks), R_max)``
-so that every R-based metric sees all the ranks it needs; full mAP and MRR, which need ranks
-beyond ``K`` for queries whose relevant items are not all among their K nearest, rank those
-queries against the whole reference set in blocks.
+so that every R-based metric sees all the ranks it needs; with full mAP or MRR
+asked for, every metric comes instead from the ranks of all relevant items over the whole
+reference set (:func:`relevant_ranks`), found in one pass over the block products.
 """
 
 from __future__ import annotations
@@ -192,27 +192,24 @@ def query_metrics(
     relevant = relevant_counts(y, ry, qg, rg, is_self)
     valid = relevant > 0
     if not bool(valid.all()):
-        warnings.warn(f"{int((~valid).sum())} of {len(valid)} queries have no relevant item in "
-                      "the reference set and are excluded from the averages", stacklevel=3)
+        warnings.warn(
+            f"{int((~valid).sum())} of {len(valid)} queries have no relevant item in "
+            "the reference set and are excluded from the averages",
+            stacklevel=3,
+        )
     groups = None if qg is None or rg is None else (qg, rg)
-
-    def rank_fully(rows: Tensor, names: set[str]) -> None:  # from every relevant item's rank
-        for block, ranks in relevant_ranks(q, r, y, ry, rows, metric, groups, is_self):
-            for name, values in _ranked_metrics(ranks, relevant[block], ks, names).items():
-                out[name][block] = values
-
-    if {"map", "mrr"} & set(include) and backend == "exact":
-        out = {name: torch.zeros(len(y), dtype=torch.float64) for name in _names(ks, include)}
-        rank_fully(valid.nonzero().squeeze(1), set(include))
-        return out, valid
-    needs_r = bool({"r_precision", "map_at_r", "map", "mrr"} & set(include))
+    full = {"map", "mrr"} & set(include)
+    ranks = relevant_ranks(q, r, y, ry, metric, groups, is_self) if full else None
+    if ranks is not None and backend == "exact":  # every metric from every relevant rank
+        return _ranked_metrics(ranks, relevant, ks, set(include)), valid
+    needs_r = bool({"r_precision", "map_at_r"} & set(include))
     k = min(limit, max(max(ks), int(relevant.max()) if needs_r else 0))
     found = knn(q, None if is_self else r, k=k, metric=metric, query_groups=qg,
                 reference_groups=rg, backend=backend).indices  # fmt: skip
     rel = (found >= 0) & (ry[found.clamp_min(0)] == y[:, None])
-    out = _ranked_metrics(_ranks_of(rel), relevant, ks, set(include))
-    if {"map", "mrr"} & set(include):  # approximate neighbours: these two rank exactly
-        rank_fully((valid & (rel.sum(1) < relevant)).nonzero().squeeze(1), {"map", "mrr"})
+    out = _ranked_metrics(_ranks_of(rel), relevant, ks, set(include) - full)
+    if ranks is not None:  # approximate neighbours: mAP and MRR still rank exactly
+        out.update(_ranked_metrics(ranks, relevant, ks, full))
     return out, valid
 
 
@@ -269,13 +266,6 @@ def _ranks_of(rel: Tensor) -> Tensor:
     position = torch.arange(1, k + 1, device=rel.device).expand_as(rel)
     ranks = position.masked_fill(~rel, k + 1).sort(dim=1).values
     return ranks.masked_fill_(ranks > k, 0)
-
-
-def _names(ks: Sequence[int], include: Collection[str]) -> list[str]:
-    """The output names of the metric families ``include``."""
-    per_k = {"recall_at_k": "recall_at_{}", "ndcg_at_k": "ndcg_at_{}"}
-    return [per_k[f].format(cut) if f in per_k else f
-            for f in METRICS if f in include for cut in (ks if f in per_k else [0])]  # fmt: skip
 
 
 def _ranked_metrics(

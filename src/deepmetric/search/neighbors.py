@@ -303,28 +303,57 @@ def _self_search(
     return top
 
 
-def rounding(q: Tensor, r: Tensor) -> Tensor:
-    """``(n,)`` how far a block product's ``-|x - y|^2`` may stray from the value computed from
-    differences: the digits lost to cancellation, a few ``eps * (|x|^2 + |y|^2)``."""
-    return 8 * torch.finfo(q.dtype).eps * ((q * q).sum(1) + (r * r).sum(1).max())
+def rounding(q: Tensor, r: Tensor, metric: Metric, eps: float | None = None) -> Tensor:
+    """``(n,)`` how far a block product may stray from :func:`exact_scores` for each query: the
+    digits lost to rounding, ``8 eps`` times the size of the terms summed (``|x|^2 + |y|^2``
+    for the Euclidean metrics, whose products cancel; ``|x| |y|`` otherwise)."""
+    eps = torch.finfo(q.dtype).eps if eps is None else eps
+    if metric == "cosine":
+        return torch.full((q.shape[0],), 8 * eps, dtype=q.dtype, device=q.device)
+    if metric == "dot":
+        return 8 * eps * q.norm(dim=1) * r.norm(dim=1).max()
+    return 8 * eps * ((q * q).sum(1) + (r * r).sum(1).max())
+
+
+def exact_scores(q: Tensor, r: Tensor, rows: Tensor, cols: Tensor, metric: Metric) -> Tensor:
+    """float64 scores of the pairs ``(q[rows[i]], r[cols[i]])``, larger = closer, computed
+    without the block products' cancellation: from differences for the Euclidean metrics, in
+    float64 otherwise. Ties stay ties; :func:`knn` breaks them by the lower index."""
+    parts, step = [], 1 << 14
+    for i in range(0, len(rows), step):
+        a, b = q[rows[i : i + step]], r[cols[i : i + step]]
+        if metric == "cosine":
+            a, b = normalize_rows(a), normalize_rows(b)
+        if is_similarity(metric):
+            parts.append((a.double() * b.double()).sum(1))
+        else:
+            parts.append(-((a - b) ** 2).sum(1).double())
+    return torch.cat(parts) if parts else q.new_zeros(0, dtype=torch.float64)
 
 
 def _finish(top: _TopK, metric: Metric, q: Tensor, r: Tensor, block_size: int = 1024) -> Neighbors:
+    """The neighbours, with the rows where two of them lie within the rounding of each other
+    re-ranked from :func:`exact_scores`; distances for the Euclidean metrics."""
     top.flush()
     missing = torch.isinf(top.scores)
     indices = top.indices.masked_fill(missing, -1)
-    if is_similarity(metric):
-        return Neighbors(indices=indices, scores=top.scores, metric=metric)
-    squared = (-top.scores).clamp_min(0)  # the block products give -|x - y|^2, roughly:
-    # neighbours closer to each other than the rounding are re-ranked from differences
-    close = (squared[:, 1:] - squared[:, :-1]).abs() <= rounding(q, r)[:, None]
+    scores = top.scores
+    close = (scores[:, 1:] - scores[:, :-1]).abs() <= rounding(q, r, metric)[:, None]
     rows = (close & ~missing[:, 1:]).any(1).nonzero().squeeze(1)
     for start in range(0, len(rows), block_size):
         part = rows[start : start + block_size]
         found = indices[part]
-        exact = ((q[part, None, :] - r[found.clamp_min(0)]) ** 2).sum(-1)
-        exact = exact.masked_fill_(found < 0, torch.inf)
-        order = _order(-exact, found, found.shape[1])
-        squared[part], indices[part] = exact.gather(1, order), found.gather(1, order)
+        flat = exact_scores(
+            q, r, part.repeat_interleave(found.shape[1]), found.clamp_min(0).flatten(), metric
+        )
+        exact = flat.view(found.shape).masked_fill_(found < 0, -torch.inf)
+        order = _order(exact, found, found.shape[1])
+        scores[part], indices[part] = (
+            exact.gather(1, order).to(scores.dtype),
+            found.gather(1, order),
+        )
+    if is_similarity(metric):
+        return Neighbors(indices=indices, scores=scores, metric=metric)
+    squared = (-scores).clamp_min(0)  # the block products give -|x - y|^2
     return Neighbors(indices=indices, scores=squared.sqrt() if metric == "euclidean" else squared,
                      metric=metric)  # fmt: skip
