@@ -137,7 +137,7 @@ class _Queries:
     def add(self, score: Tensor, offset: int, labels: Tensor, ref_labels: Tensor, dim: int) -> None:
         """Count the irrelevant entries of a block product whose rows (along ``1 - dim``) are
         these queries; an entry's reference index is ``offset`` + its position along ``dim``."""
-        c = max(1, min(_CHUNK, score.shape[dim]))
+        c = max(1, min(_CHUNK if dim == 1 else 8, score.shape[dim]))
         found = entries_at_least(score, self.floor, dim, c, chunk_maxima(score, c, dim))
         row, col, vals = (torch.cat(part) for part in zip(*found, strict=True))
         col = col + offset
