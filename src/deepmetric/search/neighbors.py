@@ -169,13 +169,17 @@ def entries_at_least(
     n_cols = score.shape[dim]
     main = n_cols - n_cols % c
     tau = tau.clamp_min(torch.finfo(score.dtype).min)
-    live_row, live_chunk = (chunk_max >= tau[:, None]).nonzero(as_tuple=True)
     if dim == 1:  # each live chunk is c consecutive floats: a window of the flat block
+        live_row, live_chunk = (chunk_max >= tau[:, None]).nonzero(as_tuple=True)
         windows = score.reshape(-1).unfold(0, c, 1)
         live = windows.index_select(0, live_row * n_cols + live_chunk * c)
-    else:
+    else:  # chunk by chunk, so that neighbouring rows share the cache lines read
+        live_chunk, live_row = (chunk_max.T >= tau[None, :]).nonzero(as_tuple=True)
         live = score[:main].unflatten(0, (main // c, c))[live_chunk, :, live_row]
     hit, pos = (live >= tau[live_row, None]).nonzero(as_tuple=True)
+    if dim == 0:  # sorted by row again
+        by_row = torch.argsort(live_row[hit], stable=True)
+        hit, pos = hit[by_row], pos[by_row]
     found = [(live_row[hit], live_chunk[hit] * c + pos, live[hit, pos])]
     if main < n_cols:  # the last columns, fewer than c
         tail = score[:, main:] if dim == 1 else score[main:].T
