@@ -96,3 +96,24 @@ def test_a_plain_sgd_step_uses_the_group_rates() -> None:
     after = [p.detach() for p in [*model.parameters(), loss.proxies]]
     for old, new, grad, rate in zip(before, after, grads, rates, strict=True):
         torch.testing.assert_close(new, old - rate * grad)
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam", "adamw"])
+def test_fused_optimizers_take_the_same_steps_as_the_plain_ones(name: str) -> None:
+    # the fused kernel is the default where torch has one; its update is the textbook one
+    model, plain = tiny_model(), tiny_model()
+    plain.load_state_dict(model.state_dict())
+    options = OptimizerOptions(name=name, lr=0.01, weight_decay=0.0)  # type: ignore[arg-type]
+    fused = build_optimizer(model, None, options)
+    assert all(group["fused"] for group in fused.param_groups)
+    extra = {"momentum": options.momentum} if name == "sgd" else {}
+    reference = type(fused)(plain.parameters(), lr=0.01, weight_decay=0.0, **extra)
+    x = torch.randn(10, 64)
+    target = torch.randn_like(model(x))
+    for _ in range(3):
+        for net, optimizer in ((model, fused), (plain, reference)):
+            optimizer.zero_grad()
+            (net(x) * target).sum().backward()
+            optimizer.step()
+    for a, b in zip(model.parameters(), plain.parameters(), strict=True):
+        torch.testing.assert_close(a, b)
