@@ -18,6 +18,7 @@ from torch import Tensor
 
 from ..distances import Metric
 from ..search.neighbors import (
+    block_product,
     chunk_maxima,
     entries_at_least,
     exact_scores,
@@ -62,7 +63,7 @@ def relevant_ranks(
     for a, part in reversed(list(enumerate(parts))):  # as in the top-k search's self pass
         for b in range(a if is_self else 0, len(parts) if is_self else _blocks(r, block_size)):
             at = b * block_size
-            score = _product(left[part.rows], right[at : at + block_size], out)
+            score = block_product(left[part.rows], right[at : at + block_size], out)
             if is_self and a == b:
                 score.fill_diagonal_(-torch.inf)
             if groups is not None:
@@ -76,13 +77,6 @@ def relevant_ranks(
 
 def _blocks(r: Tensor, block_size: int) -> int:
     return -(-r.shape[0] // block_size)
-
-
-def _product(a: Tensor, b: Tensor, out: Tensor) -> Tensor:
-    need = a.shape[0] * b.shape[0]
-    if out.numel() < need:
-        out.resize_(need)
-    return torch.mm(a, b.T, out=out[:need].view(a.shape[0], b.shape[0]))
 
 
 class _Queries:

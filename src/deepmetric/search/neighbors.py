@@ -270,13 +270,13 @@ def exact_knn(
                 rows = slice(i, i + block_size)
                 for j in range(0, rleft.shape[0], block_size):
                     cols = slice(j, j + block_size)
-                    score = _product(left[rows], rright[cols], out)
+                    score = block_product(left[rows], rright[cols], out)
                     _mask(score, rows, cols, groups, exclude)
                     top.offer(rows, score, j, dim=1)
         return _finish(top, metric, q, q if r is None else r)
 
 
-def _product(a: Tensor, b: Tensor, out: Tensor) -> Tensor:
+def block_product(a: Tensor, b: Tensor, out: Tensor) -> Tensor:
     """``a @ b.T`` into a reused buffer (fresh allocations of big blocks cost page faults)."""
     need = a.shape[0] * b.shape[0]
     if out.numel() < need:
@@ -297,7 +297,7 @@ def _self_search(
         rows = slice(i, i + block_size)
         for j in range(i, n, block_size):
             cols = slice(j, j + block_size)
-            score = _product(left[rows], right[cols], out)
+            score = block_product(left[rows], right[cols], out)
             if i == j:
                 score.fill_diagonal_(-torch.inf)
             _mask(score, rows, cols, groups)
