@@ -77,6 +77,19 @@ def test_full_map_and_mrr_need_ranks_beyond_k() -> None:
     np.testing.assert_allclose(found["mrr"].numpy(), rrs, atol=1e-12)
 
 
+@pytest.mark.parametrize("backend", ["exact", "faiss"])
+def test_the_default_call_equals_the_top_k_call_and_a_full_sort(backend: str) -> None:
+    # the default metrics come from every relevant rank (exact) or from the neighbours with
+    # full-rank mAP and MRR (faiss); the top-k metrics come from the k nearest: all equal
+    x, y = labelled(120, 9, 6, seed=8)
+    x = x.float()
+    found, valid = query_metrics(x, y, ks=KS, metric="euclidean", backend=backend)
+    top_k, _ = query_metrics(x, y, ks=KS, metric="euclidean", include=["r_precision", "map_at_r"])
+    assert_matches_naive(found, valid, naive_ranking(x, None, "euclidean"), y, y)
+    for name in ("r_precision", "map_at_r"):
+        assert torch.equal(found[name], top_k[name]), name
+
+
 def test_ndcg_equals_scikit_learn() -> None:
     x, y = labelled(80, 6, 5, seed=5)
     found, _ = query_metrics(x, y, ks=(3, 10), include=["ndcg_at_k"], metric="euclidean")
