@@ -263,3 +263,17 @@ def test_relevant_ranks_re_rank_euclidean_near_ties_from_differences() -> None:
     expected = [p + 1 for p, j in enumerate(naive) if int(y[j]) == 0]
     ranks = relevant_ranks(x, x, y, y, "euclidean", None, True)
     assert [v for v in ranks[0].tolist() if v > 0] == expected == [1, 3]
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+def test_a_collapsed_embedding_ranks_by_index_in_time(metric: str) -> None:
+    # every score ties (a model that collapsed): ranks follow the index, and the ties are
+    # sorted once, not compared pair by pair (this took minutes that way)
+    from deepmetric.evaluation.ranks import relevant_ranks
+
+    x, y = torch.ones(300, 8), torch.arange(300) % 7
+    ranks = relevant_ranks(x, x, y, y, metric, None, True, block_size=128)  # type: ignore[arg-type]
+    for i in (0, 150, 299):
+        others = [j for j in range(300) if j != i]
+        expected = [p + 1 for p, j in enumerate(others) if y[j] == y[i]]
+        assert [v for v in ranks[i].tolist() if v > 0] == expected

@@ -107,7 +107,7 @@ class _Queries:
         self.row_end = torch.searchsorted(self.ordered, ends)[self.ordered >> _ROW]
         self.landed = torch.zeros(len(self.ordered) + 1, dtype=torch.long, device=device)
         self.corrections = torch.zeros(len(flat), dtype=torch.long, device=device)
-        self.flat_cols = cols[ok]
+        self.flat_cols, self.flat_row = cols[ok], row
         self.relevant_above = self._order_relevant(levels)
 
     def _order_relevant(self, levels: Tensor) -> Tensor:
@@ -153,12 +153,37 @@ class _Queries:
         lo = torch.searchsorted(self.ordered, _keys(row, (vals - width).float()))
         hi = torch.searchsorted(self.ordered, _keys(row, (vals + width).float()), right=True)
         count = (hi - lo).clamp_min(0)
+        if int(count.sum()) > 4 * len(row):  # many ties (a collapsed model): sort instead
+            self._recount(row, col, bins)
+            return
         e = torch.repeat_interleave(torch.arange(len(row), device=row.device), count)
         j = lo[e] + torch.arange(len(e), device=row.device) - (count.cumsum(0) - count)[e]
         t = self.order[j]  # the relevant item, as an index into the flattened ok entries
         mine, theirs = self._exact(row[e], col[e]), self._exact(row[e], self.flat_cols[t])
         exact_above = (mine > theirs) | ((mine == theirs) & (col[e] < self.flat_cols[t]))
         self.corrections.index_add_(0, t, exact_above.long() - (bins[e] > j).long())
+
+    def _recount(self, row: Tensor, col: Tensor, bins: Tensor) -> None:
+        """Take the entries (``row``, reference ``col``) out of the block counts and count them
+        against every relevant item of their rows by exact scores: one sort of both by row,
+        exact score descending and index, whatever the number of ties."""
+        self.landed -= torch.bincount(bins, minlength=len(self.landed))
+        has = torch.zeros(len(self.rows), dtype=torch.bool, device=row.device)
+        has[row] = True
+        mine = has[self.flat_row].nonzero()[:, 0]  # the relevant items of these rows
+        rows = torch.cat([self.flat_row[mine], row])
+        refs = torch.cat([self.flat_cols[mine], col])
+        score = self._exact(rows, refs)
+        entry = torch.cat([torch.zeros_like(mine), torch.ones_like(row)])
+        order = torch.argsort(refs, stable=True)
+        for key in (-score, rows):  # by row, then exact score descending, then index
+            order = order[torch.argsort(key[order], stable=True)]
+        is_entry = entry[order]
+        before = is_entry.cumsum(0) - is_entry
+        _, counts = torch.unique_consecutive(rows[order], return_counts=True)
+        start = (counts.cumsum(0) - counts).repeat_interleave(counts)
+        relevant = is_entry == 0
+        self.corrections.index_add_(0, mine[order[relevant]], (before - before[start])[relevant])
 
     def ranks(self) -> Tensor:
         """``(rows, R_max)`` ranks, ascending, padded with 0."""
