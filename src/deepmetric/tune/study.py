@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import statistics
+import time
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -48,19 +49,29 @@ def open_study(
     """The study of ``folder`` (created, or loaded to continue), with stale trials of killed
     workers marked failed and queued again."""
     import optuna
+    import sqlalchemy
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
     folder.mkdir(parents=True, exist_ok=True)
     url = storage or f"sqlite:///{(folder / STUDY_FILE).resolve()}"
-    with warnings.catch_warnings():  # the heartbeat is marked experimental
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        rdb = RDBStorage(
-            url,
-            heartbeat_interval=heartbeat,
-            grace_period=2 * heartbeat,
-            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
-            engine_kwargs={"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None,
-        )
+    for attempt in range(5):  # workers started together race to create the tables: retry
+        try:
+            with warnings.catch_warnings():  # the heartbeat is marked experimental
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                rdb = RDBStorage(
+                    url,
+                    heartbeat_interval=heartbeat,
+                    grace_period=2 * heartbeat,
+                    heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
+                    engine_kwargs={"connect_args": {"timeout": 60}}
+                    if url.startswith("sqlite")
+                    else None,
+                )
+            break
+        except sqlalchemy.exc.SQLAlchemyError:
+            if attempt == 4:
+                raise
+            time.sleep(0.5 * (attempt + 1))
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # trial lines say what happened
     name = folder.resolve().name
     study = optuna.create_study(
