@@ -277,3 +277,10 @@ def test_a_collapsed_embedding_ranks_by_index_in_time(metric: str) -> None:
         others = [j for j in range(300) if j != i]
         expected = [p + 1 for p, j in enumerate(others) if y[j] == y[i]]
         assert [v for v in ranks[i].tolist() if v > 0] == expected
+
+
+def test_half_precision_embeddings_rank_like_a_full_sort_of_their_values() -> None:
+    x, y = labelled(80, 6, 5, seed=9)
+    x = x.to(torch.bfloat16)
+    found, valid = query_metrics(x, y, ks=KS, metric="euclidean")
+    assert_matches_naive(found, valid, naive_ranking(x.double(), None, "euclidean"), y, y)

@@ -52,7 +52,8 @@ def relevant_ranks(
     if not is_self:
         right = ranking_factors(r, metric)[1]
     # two block products, each off by up to the rounding, are told apart beyond twice that
-    margin = 2 * rounding(q, r, metric, torch.finfo(torch.float32).eps)
+    eps = max(torch.finfo(q.dtype).eps, torch.finfo(torch.float32).eps)  # keys hold float32
+    margin = 2 * rounding(q, r, metric, eps)
     levels = members.scores(left, right, labels)
     truth = (q, r, metric)
     parts = []

@@ -219,7 +219,8 @@ def _checked(
     reference: ArrayLike | None,
     reference_labels: ArrayLike | None,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Queries, their labels, the reference set and its labels (the queries without one)."""
+    """Queries, their labels, the reference set and its labels (the queries without one), in
+    float32 at least."""
     q = as_embeddings(embeddings, "embeddings")
     y = as_ids(labels, q.shape[0], "labels")
     if (reference is None) != (reference_labels is None):
@@ -228,7 +229,8 @@ def _checked(
     ry = y if reference_labels is None else as_ids(reference_labels, r.shape[0], "reference_labels")
     if r.shape[1] != q.shape[1]:
         raise ValueError(f"reference must have dim {q.shape[1]} like embeddings; got {r.shape[1]}")
-    return q, y, r, ry
+    low = (torch.float16, torch.bfloat16)  # half-precision embeddings rank in float32
+    return q.float() if q.dtype in low else q, y, r.float() if r.dtype in low else r, ry
 
 
 def relevant_counts(
