@@ -1,14 +1,15 @@
 """Ranks of every relevant item in each query's full ranking, without sorting any ranking.
 
 A relevant item's rank is one more than the number of admissible reference items ranked before
-it: a larger score, or an equal score and a lower index (the order of :func:`knn`). Only the
-items scoring at least the query's lowest relevant score can, so each block product is cut at
-that score through chunk maxima, as in the top-k search, and the few entries left are binned
-among the query's relevant scores by one binary search. The relevant scores come first, from
-:func:`exact_scores`; a block product may stray from them by the rounding of
-:func:`rounding`, so an entry that close to a relevant score is ranked against the query's
-relevant items by its exact score instead. Self-retrieval computes each block product once,
-for its rows and its columns, as the top-k search does. Memory is ``O(n * R_max)``.
+it: a larger score, or an equal score and a lower index (the order of :func:`knn`). The relevant
+items are ordered among themselves once, from one small product per class. Only the items
+scoring at least the query's lowest relevant score can rank before one, so each block product
+is cut at that score through chunk maxima, as in the top-k search, and the few irrelevant
+entries left are binned among the query's relevant scores by one binary search. A block product
+may stray from the true score by the rounding of :func:`rounding`, so an entry that close to a
+relevant score is compared with it by :func:`exact_scores` instead. Self-retrieval computes each
+block product once, for its rows and its columns, as the top-k search does. Memory is
+``O(n * R_max)``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from ..search.neighbors import (
     chunk_maxima,
     entries_at_least,
     exact_scores,
+    monotone_bits,
     ranking_factors,
     rounding,
 )
@@ -54,7 +56,7 @@ def relevant_ranks(
     # two block products, each off by up to the rounding, are told apart beyond twice that
     eps = max(torch.finfo(q.dtype).eps, torch.finfo(torch.float32).eps)  # keys hold float32
     margin = 2 * rounding(q, r, metric, eps)
-    levels = members.scores(left, right, labels)
+    levels = members.scores(left, right, labels, cols.shape[1])
     truth = (q, r, metric)
     parts = []
     for i in range(0, len(q), block_size):
@@ -201,8 +203,7 @@ class _Queries:
 def _keys(row: Tensor, vals: Tensor) -> Tensor:
     """Non-negative int64 keys ordering float32 scores by row, then score: the row above the
     score's bits made monotone and unsigned."""
-    bits = vals.view(torch.int32).long()
-    return (row << _ROW) | (torch.where(bits < 0, bits ^ 0x7FFFFFFF, bits) + (1 << 31))
+    return (row << _ROW) | (monotone_bits(vals) + (1 << 31))
 
 
 class _ClassMembers:
@@ -225,11 +226,10 @@ class _ClassMembers:
         where = (self.starts[at, None] + slot[None, :]).clamp_max(len(self.order) - 1)
         return self.order[where], ok
 
-    def scores(self, left: Tensor, right: Tensor, labels: Tensor) -> Tensor:
-        """``(n, R_max)`` block products of each query with the members of its class, in the
-        order of :meth:`of`: one product per class."""
-        cols, _ = self.of(labels)
-        out = left.new_full(cols.shape, -torch.inf)
+    def scores(self, left: Tensor, right: Tensor, labels: Tensor, width: int) -> Tensor:
+        """``(n, width)`` block products of each query with the members of its class, in the
+        order of :meth:`of` (``width``: its R_max): one product per class."""
+        out = left.new_full((len(labels), width), -torch.inf)
         order = torch.argsort(labels, stable=True)
         classes, counts = torch.unique_consecutive(labels[order], return_counts=True)
         at = torch.searchsorted(self.classes, classes).clamp_max(len(self.classes) - 1)

@@ -193,21 +193,22 @@ def query_metrics(
     valid = relevant > 0
     if not bool(valid.all()):
         warnings.warn(
-            f"{int((~valid).sum())} of {len(valid)} queries have no relevant item in "
-            "the reference set and are excluded from the averages",
+            f"{int((~valid).sum())} of {len(valid)} queries have no relevant item in the "
+            "reference set and are excluded from the averages",
             stacklevel=3,
         )
     groups = None if qg is None or rg is None else (qg, rg)
     full = {"map", "mrr"} & set(include)
     ranks = relevant_ranks(q, r, y, ry, metric, groups, is_self) if full else None
-    if ranks is not None and backend == "exact":  # every metric from every relevant rank
+    rest = set(include) - full  # with faiss neighbours, the metrics of the k nearest
+    if ranks is not None and (backend == "exact" or not rest):  # all from every relevant rank
         return _ranked_metrics(ranks, relevant, ks, set(include)), valid
     needs_r = bool({"r_precision", "map_at_r"} & set(include))
     k = min(limit, max(max(ks), int(relevant.max()) if needs_r else 0))
     found = knn(q, None if is_self else r, k=k, metric=metric, query_groups=qg,
                 reference_groups=rg, backend=backend).indices  # fmt: skip
     rel = (found >= 0) & (ry[found.clamp_min(0)] == y[:, None])
-    out = _ranked_metrics(_ranks_of(rel), relevant, ks, set(include) - full)
+    out = _ranked_metrics(_ranks_of(rel), relevant, ks, rest)
     if ranks is not None:  # approximate neighbours: mAP and MRR still rank exactly
         out.update(_ranked_metrics(ranks, relevant, ks, full))
     return out, valid

@@ -192,9 +192,14 @@ def order_keys(vals: Tensor, idx: Tensor) -> Tensor:
     """int64 keys that order float32 ``(score, index)`` pairs by score descending, then index
     ascending (larger key first): the float's bits made monotone in the high half, the inverted
     index (below 2**32) in the low half."""
+    return (monotone_bits(vals) << 32) | (0xFFFFFFFF - (idx & 0xFFFFFFFF))
+
+
+def monotone_bits(vals: Tensor) -> Tensor:
+    """int64 values in ``[-2**31, 2**31)`` ordered as the float32 ``vals`` are: their bits, with
+    the negative floats' magnitude bits flipped."""
     bits = vals.float().view(torch.int32).long()
-    monotone = torch.where(bits < 0, bits ^ 0x7FFFFFFF, bits)
-    return (monotone << 32) | (0xFFFFFFFF - (idx & 0xFFFFFFFF))
+    return torch.where(bits < 0, bits ^ 0x7FFFFFFF, bits)
 
 
 def _order(vals: Tensor, idx: Tensor, k: int) -> Tensor:

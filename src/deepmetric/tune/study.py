@@ -54,6 +54,7 @@ def open_study(
 
     folder.mkdir(parents=True, exist_ok=True)
     url = storage or f"sqlite:///{(folder / STUDY_FILE).resolve()}"
+    engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
     for attempt in range(5):  # workers started together race to create the tables: retry
         try:
             with warnings.catch_warnings():  # the heartbeat is marked experimental
@@ -63,9 +64,7 @@ def open_study(
                     heartbeat_interval=heartbeat,
                     grace_period=2 * heartbeat,
                     heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
-                    engine_kwargs={"connect_args": {"timeout": 60}}
-                    if url.startswith("sqlite")
-                    else None,
+                    engine_kwargs=engine,
                 )
             break
         except sqlalchemy.exc.SQLAlchemyError:
