@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from deepmetric.evaluation import knn
-from deepmetric.search.neighbors import exact_knn
+from deepmetric.search.neighbors import exact_knn, sparse_positions
 from tests.reference.retrieval import naive_ranking
 
 METRICS = ["cosine", "dot", "euclidean", "squared_euclidean"]
@@ -30,6 +30,14 @@ def test_self_search_equals_full_sort_with_ties(
     found = knn(x, k=12, metric=metric, block_size=block_size)  # type: ignore[arg-type]
     expected = torch.tensor([r[:12] for r in naive_ranking(x, None, metric)])
     assert torch.equal(found.indices, expected)
+
+
+@pytest.mark.parametrize("shape", [(0,), (8,), (5, 32), (7, 3), (3, 64)])
+@pytest.mark.parametrize("density", [0.0, 0.02, 0.3, 1.0])
+def test_sparse_positions_equal_nonzero(shape: tuple[int, ...], density: float) -> None:
+    mask = torch.rand(shape, generator=torch.Generator().manual_seed(len(shape))) < density
+    assert torch.equal(sparse_positions(mask), mask.reshape(-1).nonzero().squeeze(1))
+    assert torch.equal(sparse_positions(mask[1:]), mask[1:].reshape(-1).nonzero().squeeze(1))
 
 
 @pytest.mark.parametrize("metric", METRICS)

@@ -135,7 +135,9 @@ class _Queries:
         """Count the irrelevant entries of a block product whose rows (along ``1 - dim``) are
         these queries; an entry's reference index is ``offset`` + its position along ``dim``."""
         c = max(1, min(_CHUNK if dim == 1 else 8, score.shape[dim]))
-        found = entries_at_least(score, self.floor, dim, c, chunk_maxima(score, c, dim))
+        found = entries_at_least(
+            score, self.floor, dim, c, chunk_maxima(score, c, dim), by_row=False
+        )
         row, col, vals = (torch.cat(part) for part in zip(*found, strict=True))
         col = col + offset
         other = ref_labels[col] != labels[self.rows[row]]  # relevant items are ordered apart

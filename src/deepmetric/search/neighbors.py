@@ -82,20 +82,22 @@ class _TopK:
     A block is never sorted: :func:`_candidates` keeps only the entries that reach a lower bound
     of the row's final k-th best score. They wait, padded per row, in a buffer per block of rows
     that is merged once it is about k wide (a merge selects k of k + candidates per row, so
-    merging rarely keeps the cost near that of the block products).
+    merging rarely keeps the cost near that of the block products). Merges leave a row's k
+    unordered and keep their least as ``tau``; :meth:`flush` orders them once, at the end.
     """
 
     def __init__(self, n: int, k: int, dtype: torch.dtype, device: torch.device) -> None:
         self.k = k
         self.scores = torch.full((n, k), -torch.inf, dtype=dtype, device=device)
         self.indices = torch.full((n, k), -1, dtype=torch.long, device=device)
+        self.tau = torch.full((n,), -torch.inf, dtype=dtype, device=device)
         self.pending: dict[int, list[tuple[Tensor, Tensor]]] = {}
 
     def offer(self, rows: slice, score: Tensor, offset: int, dim: int) -> None:
         """Offer the entries of ``score`` to the rows ``rows``, which lie along ``1 - dim``;
         an entry's index is ``offset + its position along dim``."""
         n_rows = score.shape[1 - dim]
-        tau = self.scores[rows.start : rows.start + n_rows, -1]
+        tau = self.tau[rows.start : rows.start + n_rows]
         bucket = self.pending.setdefault(rows.start, [])
         for row, col, vals in _candidates(score, tau, self.k, dim):
             if len(row) > 0:
@@ -104,9 +106,11 @@ class _TopK:
             self._flush(rows.start)
 
     def flush(self) -> None:
-        """Merge everything still waiting."""
+        """Merge everything still waiting, and order each row's k."""
         for first in list(self.pending):
             self._flush(first)
+        order = _order(self.scores, self.indices, self.k)
+        self.scores, self.indices = self.scores.gather(1, order), self.indices.gather(1, order)
 
     def _flush(self, first: int) -> None:
         parts = self.pending.pop(first)
@@ -115,9 +119,10 @@ class _TopK:
         rows = slice(first, first + parts[0][0].shape[0])
         all_vals = torch.cat([self.scores[rows], *(vals for vals, _ in parts)], dim=1)
         all_idx = torch.cat([self.indices[rows], *(idx for _, idx in parts)], dim=1)
-        order = _order(all_vals, all_idx, self.k)
-        self.scores[rows] = all_vals.gather(1, order)
+        order = _order(all_vals, all_idx, self.k, ordered=False)
+        self.scores[rows] = kept = all_vals.gather(1, order)
         self.indices[rows] = all_idx.gather(1, order)
+        self.tau[rows] = kept.amin(1)
 
 
 def _pad(row: Tensor, idx: Tensor, vals: Tensor, n_rows: int) -> tuple[Tensor, Tensor]:
@@ -161,11 +166,12 @@ def chunk_maxima(score: Tensor, c: int, dim: int) -> Tensor:
 
 
 def entries_at_least(
-    score: Tensor, tau: Tensor, dim: int, c: int, chunk_max: Tensor
+    score: Tensor, tau: Tensor, dim: int, c: int, chunk_max: Tensor, by_row: bool = True
 ) -> list[tuple[Tensor, Tensor, Tensor]]:
     """The entries of each row that reach the row's ``tau``, as (row, position, score) lists,
-    each sorted by row; masked (-inf) entries never do. Only the chunks whose maximum
-    (``chunk_max``, from :func:`chunk_maxima`) reaches ``tau`` are read again."""
+    each sorted by row unless ``by_row`` is False; masked (-inf) entries never do. Only the
+    chunks whose maximum (``chunk_max``, from :func:`chunk_maxima`) reaches ``tau`` are read
+    again."""
     n_cols = score.shape[dim]
     main = n_cols - n_cols % c
     tau = tau.clamp_min(torch.finfo(score.dtype).min)
@@ -176,8 +182,9 @@ def entries_at_least(
     else:  # chunk by chunk, so that neighbouring rows share the cache lines read
         live_chunk, live_row = (chunk_max.T >= tau[None, :]).nonzero(as_tuple=True)
         live = score[:main].unflatten(0, (main // c, c))[live_chunk, :, live_row]
-    hit, pos = (live >= tau[live_row, None]).nonzero(as_tuple=True)
-    if dim == 0:  # sorted by row again
+    flat = sparse_positions(live >= tau[live_row, None])
+    hit, pos = flat // c, flat % c
+    if dim == 0 and by_row:  # sorted by row again
         by_row = torch.argsort(live_row[hit], stable=True)
         hit, pos = hit[by_row], pos[by_row]
     found = [(live_row[hit], live_chunk[hit] * c + pos, live[hit, pos])]
@@ -186,6 +193,30 @@ def entries_at_least(
         tail_row, tail_col = (tail >= tau[:, None]).nonzero(as_tuple=True)
         found.append((tail_row, tail_col + main, tail[tail_row, tail_col]))
     return found
+
+
+def sparse_positions(mask: Tensor) -> Tensor:
+    """The flat positions of the True entries of a contiguous bool tensor, in order; fast when
+    they are few: its bytes are read 8 at a time as int64 words, and only the nonzero words
+    are taken apart (a set byte's place is read from the exponent of its lowest bit)."""
+    flat = mask.reshape(-1)
+    if flat.numel() % 8 or flat.data_ptr() % 8:
+        return flat.nonzero().squeeze(1)
+    words = flat.view(torch.int64)
+    at = words.nonzero().squeeze(1)
+    bits = words[at]
+    count = (bits * 0x0101010101010101) >> 56  # the bytes (0 or 1) add up in the top byte
+    slot = count.cumsum(0) - count
+    out = torch.empty(int(count.sum()), dtype=torch.long, device=mask.device)
+    for nth in range(8):  # the nth set byte of every word that has one
+        low = bits & -bits  # 2 ** (8 * byte): a float32 exponent of 127 + 8 * byte
+        out[slot + nth] = at * 8 + ((low.float().view(torch.int32) >> 26) - 15)
+        bits = bits ^ low
+        more = (bits != 0).nonzero().squeeze(1)
+        if len(more) == 0:
+            break
+        at, bits, slot = at[more], bits[more], slot[more]
+    return out
 
 
 def order_keys(vals: Tensor, idx: Tensor) -> Tensor:
@@ -202,10 +233,11 @@ def monotone_bits(vals: Tensor) -> Tensor:
     return torch.where(bits < 0, bits ^ 0x7FFFFFFF, bits)
 
 
-def _order(vals: Tensor, idx: Tensor, k: int) -> Tensor:
-    """The first ``k`` columns of each row by score descending, then index ascending."""
-    if vals.dtype == torch.float32:
-        return order_keys(vals, idx).topk(k, dim=1).indices  # the keys are distinct
+def _order(vals: Tensor, idx: Tensor, k: int, ordered: bool = True) -> Tensor:
+    """The first ``k`` columns of each row by score descending, then index ascending (in that
+    order unless ``ordered`` is False)."""
+    if vals.dtype == torch.float32:  # the keys are distinct
+        return order_keys(vals, idx).topk(k, dim=1, sorted=ordered).indices
     # by index first, then a stable sort by score (unset slots: index -1, score -inf)
     by_index = torch.where(idx < 0, torch.iinfo(torch.long).max, idx).argsort(dim=1)
     by_score = vals.gather(1, by_index).sort(dim=1, descending=True, stable=True).indices
