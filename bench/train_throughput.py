@@ -12,8 +12,10 @@ PML's ``MPerClassSampler`` with a ``DataLoader`` over a ``TensorDataset`` of flo
 forward, loss, backward, step. Ours runs ``train`` for one epoch of the same number of steps,
 with its default per-step work (monitor on every 10th batch, checks, schedule), once as it
 comes (the memory layout the backbone prefers: channels-last for conv4, contiguous for
-ResNet-18) and once with the other layout. Each loop runs twice, alternating, after a warm-up;
-the better run of each is reported with the share of its time spent waiting for data.
+ResNet-18) and once with the other layout. A last loop runs the model's forward and backward
+alone, in the layout ``train`` picks (no loss, no optimiser): no loop with the same model can
+beat PML's by more than that one does. Each loop runs twice, alternating, after a warm-up; the
+better run of each is reported with the share of its time spent waiting for data.
 """
 
 from __future__ import annotations
@@ -123,6 +125,22 @@ def run_pml(
     return {"steps": done, "wall": end - start, "loop": end - loop_start, "data": data_time}
 
 
+def run_ceiling(images: np.ndarray, batch_size: int, steps: int) -> dict[str, float]:
+    """The model's forward and backward alone (no loss, sampler or optimiser): what any loop
+    with the same model and numbers spends at least, so ``PML / this`` bounds every loop's
+    speed-up over PML's."""
+    model = make_model()
+    if getattr(model.backbone, "prefers_channels_last", False):  # as ``train`` runs it
+        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    x = torch.from_numpy(images[: steps * batch_size]).float().div_(255).unsqueeze(1)
+    start = time.perf_counter()
+    for batch in x.split(batch_size):
+        model.zero_grad()
+        model(batch).square().sum().backward()
+    end = time.perf_counter()
+    return {"steps": steps, "wall": end - start, "loop": end - start, "data": 0.0}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("data", type=Path, nargs="?", default=None)
@@ -140,12 +158,19 @@ def main() -> None:
     run_ours(images[small], labels[small], args.batch_size)  # warm-up: imports, allocator
     run_pml(images[small], labels[small], args.batch_size, 3)
     ours_cl = f"deepmetric, channels_last={other}"
-    results: dict[str, list[dict[str, float]]] = {"deepmetric": [], ours_cl: [], "PML": []}
+    ceiling = "forward+backward alone"
+    results: dict[str, list[dict[str, float]]] = {
+        "deepmetric": [],
+        ours_cl: [],
+        "PML": [],
+        ceiling: [],
+    }
     for _ in range(2):
         results["deepmetric"].append(run_ours(images, labels, args.batch_size))
         results[ours_cl].append(run_ours(images, labels, args.batch_size, channels_last=other))
         steps = int(results["deepmetric"][-1]["steps"])
         results["PML"].append(run_pml(images, labels, args.batch_size, steps))
+        results[ceiling].append(run_ceiling(images, args.batch_size, steps))
     print(f"{args.backbone}: {len(images)} images, {labels.max() + 1} classes, batch "
           f"{args.batch_size}, {args.threads} threads")  # fmt: skip
     print(f"{'loop':<26} {'steps':>5} {'img/s':>8} {'img/s wall':>10} {'data share':>10}")
@@ -156,7 +181,7 @@ def main() -> None:
         print(f"{name:<26} {int(run['steps']):>5} {best[name]:>8.1f} "
               f"{run['steps'] * args.batch_size / run['wall']:>10.1f} "
               f"{run['data'] / run['loop']:>10.1%}")  # fmt: skip
-    for name in ("deepmetric", ours_cl):
+    for name in ("deepmetric", ours_cl, ceiling):
         print(f"{name} / PML: {best[name] / best['PML']:.2f}x")
 
 
