@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from deepmetric.evaluation import knn
-from deepmetric.search.neighbors import exact_knn, sparse_positions
+from deepmetric.search.blocks import sparse_positions
+from deepmetric.search.neighbors import exact_knn
 from tests.reference.retrieval import naive_ranking
 
 METRICS = ["cosine", "dot", "euclidean", "squared_euclidean"]

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from ..distances import Metric
-from ..search.neighbors import (
+from ..search.blocks import (
     block_product,
     chunk_maxima,
     entries_at_least,
