@@ -18,15 +18,7 @@ import torch
 from torch import Tensor
 
 from ..distances import Metric
-from ..search.blocks import (
-    block_product,
-    chunk_maxima,
-    entries_at_least,
-    exact_scores,
-    monotone_bits,
-    ranking_factors,
-    rounding,
-)
+from ..search import blocks
 
 _CHUNK = 32
 _ROW = 32  # bits for a score in a key; the row of the query within its block sits above
@@ -50,12 +42,12 @@ def relevant_ranks(
         ok &= cols != torch.arange(len(q), device=q.device)[:, None]
     if groups is not None:
         ok &= groups[0][:, None] != groups[1][cols]
-    left, right = ranking_factors(q, metric)
+    left, right = blocks.ranking_factors(q, metric)
     if not is_self:
-        right = ranking_factors(r, metric)[1]
+        right = blocks.ranking_factors(r, metric)[1]
     # two block products, each off by up to the rounding, are told apart beyond twice that
     eps = max(torch.finfo(q.dtype).eps, torch.finfo(torch.float32).eps)  # keys hold float32
-    margin = 2 * rounding(q, r, metric, eps)
+    margin = 2 * blocks.rounding(q, r, metric, eps)
     levels = members.scores(left, right, labels, cols.shape[1])
     truth = (q, r, metric)
     parts = []
@@ -66,7 +58,7 @@ def relevant_ranks(
     for a, part in reversed(list(enumerate(parts))):  # as in the top-k search's self pass
         for b in range(a if is_self else 0, len(parts) if is_self else _blocks(r, block_size)):
             at = b * block_size
-            score = block_product(left[part.rows], right[at : at + block_size], out)
+            score = blocks.block_product(left[part.rows], right[at : at + block_size], out)
             if is_self and a == b:
                 score.fill_diagonal_(-torch.inf)
             if groups is not None:
@@ -129,14 +121,14 @@ class _Queries:
 
     def _exact(self, row: Tensor, col: Tensor) -> Tensor:
         q, r, metric = self.truth
-        return exact_scores(q, r, self.rows[row.flatten()], col.flatten(), metric)
+        return blocks.exact_scores(q, r, self.rows[row.flatten()], col.flatten(), metric)
 
     def add(self, score: Tensor, offset: int, labels: Tensor, ref_labels: Tensor, dim: int) -> None:
         """Count the irrelevant entries of a block product whose rows (along ``1 - dim``) are
         these queries; an entry's reference index is ``offset`` + its position along ``dim``."""
         c = max(1, min(_CHUNK if dim == 1 else 8, score.shape[dim]))
-        found = entries_at_least(
-            score, self.floor, dim, c, chunk_maxima(score, c, dim), by_row=False
+        found = blocks.entries_at_least(
+            score, self.floor, dim, c, blocks.chunk_maxima(score, c, dim), by_row=False
         )
         row, col, vals = (torch.cat(part) for part in zip(*found, strict=True))
         col = col + offset
@@ -205,7 +197,7 @@ class _Queries:
 def _keys(row: Tensor, vals: Tensor) -> Tensor:
     """Non-negative int64 keys ordering float32 scores by row, then score: the row above the
     score's bits made monotone and unsigned."""
-    return (row << _ROW) | (monotone_bits(vals) + (1 << 31))
+    return (row << _ROW) | (blocks.monotone_bits(vals) + (1 << 31))
 
 
 class _ClassMembers:
