@@ -6,6 +6,8 @@ change an order. The k-NN search (:mod:`.neighbors`) and the rank pass of the re
 
 from __future__ import annotations
 
+import sys
+
 import torch
 from torch import Tensor
 
@@ -56,9 +58,10 @@ def entries_at_least(
 def sparse_positions(mask: Tensor) -> Tensor:
     """The flat positions of the True entries of a contiguous bool tensor, in order; fast when
     they are few: its bytes are read 8 at a time as int64 words, and only the nonzero words
-    are taken apart (a set byte's place is read from the exponent of its lowest bit)."""
+    are taken apart (a set byte's place is read from the exponent of its lowest bit; on a
+    little-endian machine, else through ``nonzero``)."""
     flat = mask.reshape(-1)
-    if flat.numel() % 8 or flat.data_ptr() % 8:
+    if flat.numel() % 8 or flat.data_ptr() % 8 or sys.byteorder != "little":
         return flat.nonzero().squeeze(1)
     words = flat.view(torch.int64)
     at = words.nonzero().squeeze(1)
