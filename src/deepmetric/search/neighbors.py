@@ -91,16 +91,21 @@ class _TopK:
     A block is never sorted: :func:`_candidates` keeps only the entries that reach a lower bound
     of the row's final k-th best score. They wait, padded per row, in a buffer per block of rows
     that is merged once it is about k wide (a merge selects k of k + candidates per row, so
-    merging rarely keeps the cost near that of the block products). Merges leave a row's k
-    unordered and keep their least as ``tau``; :meth:`flush` orders them once, at the end.
+    merging rarely keeps the cost near that of the block products). float32 entries travel as
+    one int64 key each (:func:`order_keys`), so a merge is one unsorted ``topk`` of keys and the
+    rows are ordered once, at the end; other dtypes travel as (score, index) pairs, merged by a
+    stable sort. ``tau`` is each row's k-th best so far.
     """
 
     def __init__(self, n: int, k: int, dtype: torch.dtype, device: torch.device) -> None:
         self.k = k
-        self.scores = torch.full((n, k), -torch.inf, dtype=dtype, device=device)
-        self.indices = torch.full((n, k), -1, dtype=torch.long, device=device)
+        self.keyed = dtype == torch.float32
+        scores = torch.full((n, k), -torch.inf, dtype=dtype, device=device)
+        indices = torch.full((n, k), -1, dtype=torch.long, device=device)
+        self.kept = [order_keys(scores, indices)] if self.keyed else [scores, indices]
+        self.fill: list[int | float] = [int(self.kept[0][0, 0])] if self.keyed else [-torch.inf, -1]
         self.tau = torch.full((n,), -torch.inf, dtype=dtype, device=device)
-        self.pending: dict[int, list[tuple[Tensor, Tensor]]] = {}
+        self.pending: dict[int, list[list[Tensor]]] = {}
 
     def offer(self, rows: slice, score: Tensor, offset: int, dim: int) -> None:
         """Offer the entries of ``score`` to the rows ``rows``, which lie along ``1 - dim``;
@@ -110,41 +115,52 @@ class _TopK:
         bucket = self.pending.setdefault(rows.start, [])
         for row, col, vals in _candidates(score, tau, self.k, dim):
             if len(row) > 0:
-                bucket.append(_pad(row, col + offset, vals, n_rows))
+                entries = [order_keys(vals, col + offset)] if self.keyed else [vals, col + offset]
+                bucket.append(_pad(row, entries, self.fill, n_rows))
         if sum(part[0].shape[1] for part in bucket) >= self.k:
             self._flush(rows.start)
 
-    def flush(self) -> None:
-        """Merge everything still waiting, and order each row's k."""
+    def result(self) -> tuple[Tensor, Tensor]:
+        """Merge everything still waiting: each row's k scores and indices, best first (unset
+        slots: score -inf, any index)."""
         for first in list(self.pending):
             self._flush(first)
-        order = _order(self.scores, self.indices, self.k)
-        self.scores, self.indices = self.scores.gather(1, order), self.indices.gather(1, order)
+        if not self.keyed:
+            return self.kept[0], self.kept[1]
+        keys = self.kept[0].sort(dim=1, descending=True).values
+        return _key_scores(keys), 0xFFFFFFFF - (keys & 0xFFFFFFFF)
 
     def _flush(self, first: int) -> None:
         parts = self.pending.pop(first)
         if not parts:
             return
         rows = slice(first, first + parts[0][0].shape[0])
-        all_vals = torch.cat([self.scores[rows], *(vals for vals, _ in parts)], dim=1)
-        all_idx = torch.cat([self.indices[rows], *(idx for _, idx in parts)], dim=1)
-        order = _order(all_vals, all_idx, self.k, ordered=False)
-        self.scores[rows] = kept = all_vals.gather(1, order)
-        self.indices[rows] = all_idx.gather(1, order)
-        self.tau[rows] = kept.amin(1)
+        merged = [
+            torch.cat([kept[rows], *(part[i] for part in parts)], dim=1)
+            for i, kept in enumerate(self.kept)
+        ]
+        if self.keyed:  # the keys are distinct
+            top = merged[0].topk(self.k, dim=1, sorted=False).values
+            self.kept[0][rows] = top
+            self.tau[rows] = _key_scores(top.amin(1))
+            return
+        order = _order(merged[0], merged[1], self.k)
+        for kept, part in zip(self.kept, merged, strict=True):
+            kept[rows] = part.gather(1, order)
+        self.tau[rows] = self.kept[0][rows, -1]
 
 
-def _pad(row: Tensor, idx: Tensor, vals: Tensor, n_rows: int) -> tuple[Tensor, Tensor]:
-    """Entries given as (row, index, score), sorted by row, as ``(n_rows, width)`` scores and
-    indices, padded with -inf and -1."""
+def _pad(row: Tensor, entries: list[Tensor], fill: list[int | float], n_rows: int) -> list[Tensor]:
+    """Entries given by their rows (sorted) and their values (one tensor per field), as one
+    ``(n_rows, width)`` tensor per field, padded with ``fill``."""
     counts = torch.bincount(row, minlength=n_rows)
     slot = torch.arange(len(row), device=row.device) - (counts.cumsum(0) - counts)[row]
     width = int(counts.max())
-    padded = torch.full((n_rows, width), -torch.inf, dtype=vals.dtype, device=vals.device)
-    padded_idx = torch.full((n_rows, width), -1, dtype=torch.long, device=vals.device)
-    padded[row, slot] = vals
-    padded_idx[row, slot] = idx
-    return padded, padded_idx
+    padded = []
+    for values, empty in zip(entries, fill, strict=True):
+        padded.append(values.new_full((n_rows, width), empty))
+        padded[-1][row, slot] = values
+    return padded
 
 
 def _candidates(
@@ -171,11 +187,15 @@ def order_keys(vals: Tensor, idx: Tensor) -> Tensor:
     return (monotone_bits(vals) << 32) | (0xFFFFFFFF - (idx & 0xFFFFFFFF))
 
 
-def _order(vals: Tensor, idx: Tensor, k: int, ordered: bool = True) -> Tensor:
-    """The first ``k`` columns of each row by score descending, then index ascending (in that
-    order unless ``ordered`` is False)."""
-    if vals.dtype == torch.float32:  # the keys are distinct
-        return order_keys(vals, idx).topk(k, dim=1, sorted=ordered).indices
+def _key_scores(keys: Tensor) -> Tensor:
+    """The float32 scores of :func:`order_keys`'s keys (the map of monotone_bits is its own
+    inverse)."""
+    high = keys >> 32
+    return torch.where(high < 0, high ^ 0x7FFFFFFF, high).int().view(torch.float32)
+
+
+def _order(vals: Tensor, idx: Tensor, k: int) -> Tensor:
+    """The first ``k`` columns of each row by score descending, then index ascending."""
     # by index first, then a stable sort by score (unset slots: index -1, score -inf)
     by_index = torch.where(idx < 0, torch.iinfo(torch.long).max, idx).argsort(dim=1)
     by_score = vals.gather(1, by_index).sort(dim=1, descending=True, stable=True).indices
@@ -262,10 +282,9 @@ def _self_search(
 def _finish(top: _TopK, metric: Metric, q: Tensor, r: Tensor, block_size: int = 1024) -> Neighbors:
     """The neighbours, with the rows where two of them lie within the rounding of each other
     re-ranked from :func:`exact_scores`; distances for the Euclidean metrics."""
-    top.flush()
-    missing = torch.isinf(top.scores)
-    indices = top.indices.masked_fill(missing, -1)
-    scores = top.scores
+    scores, indices = top.result()
+    missing = torch.isinf(scores)
+    indices = indices.masked_fill(missing, -1)
     close = (scores[:, 1:] - scores[:, :-1]).abs() <= rounding(q, r, metric)[:, None]
     rows = (close & ~missing[:, 1:]).any(1).nonzero().squeeze(1)
     for start in range(0, len(rows), block_size):
