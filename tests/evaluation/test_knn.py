@@ -55,8 +55,9 @@ def test_reference_search_equals_full_sort_and_scores(metric: str) -> None:
     torch.testing.assert_close(found.scores, full.gather(1, found.indices))
 
 
-def test_groups_are_never_returned_and_short_rows_are_padded() -> None:
-    x = torch.randn(30, 4, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_groups_are_never_returned_and_short_rows_are_padded(dtype: torch.dtype) -> None:
+    x = torch.randn(30, 4, generator=torch.Generator().manual_seed(4), dtype=dtype)
     groups = torch.arange(30) % 3
     found = knn(x, k=15, metric="euclidean", query_groups=groups, block_size=7)
     expected = naive_ranking(x, None, "euclidean", groups, groups)
@@ -65,6 +66,8 @@ def test_groups_are_never_returned_and_short_rows_are_padded() -> None:
     padded = knn(x, k=25, metric="euclidean", query_groups=groups)
     assert bool((padded.indices[:, 20:] == -1).all())
     assert bool(torch.isinf(padded.scores[:, 20:]).all())
+    none = knn(x[:0], x, k=3)
+    assert none.indices.shape == none.scores.shape == (0, 3)
 
 
 def test_explicit_exclusion_matches_self_search() -> None:

@@ -102,8 +102,8 @@ class _TopK:
         self.keyed = dtype == torch.float32
         scores = torch.full((n, k), -torch.inf, dtype=dtype, device=device)
         indices = torch.full((n, k), -1, dtype=torch.long, device=device)
-        self.kept = [order_keys(scores, indices)] if self.keyed else [scores, indices]
-        self.fill: list[int | float] = [int(self.kept[0][0, 0])] if self.keyed else [-torch.inf, -1]
+        self.kept = [torch.full_like(indices, _UNSET)] if self.keyed else [scores, indices]
+        self.fill: list[int | float] = [_UNSET] if self.keyed else [-torch.inf, -1]
         self.tau = torch.full((n,), -torch.inf, dtype=dtype, device=device)
         self.pending: dict[int, list[list[Tensor]]] = {}
 
@@ -185,6 +185,9 @@ def order_keys(vals: Tensor, idx: Tensor) -> Tensor:
     ascending (larger key first): the float's bits made monotone in the high half, the inverted
     index (below 2**32) in the low half."""
     return (monotone_bits(vals) << 32) | (0xFFFFFFFF - (idx & 0xFFFFFFFF))
+
+
+_UNSET = int(order_keys(torch.tensor([-torch.inf]), torch.tensor([-1]))[0])  # below every key
 
 
 def _key_scores(keys: Tensor) -> Tensor:
