@@ -83,7 +83,15 @@ def sparse_positions(mask: Tensor) -> Tensor:
 def monotone_bits(vals: Tensor) -> Tensor:
     """int64 values in ``[-2**31, 2**31)`` ordered as the float32 ``vals`` are: their bits, with
     the negative floats' magnitude bits flipped."""
-    bits = vals.float().view(torch.int32).long()
+    return _flip_negative(vals.float().view(torch.int32).long())
+
+
+def monotone_floats(bits: Tensor) -> Tensor:
+    """The float32 values of :func:`monotone_bits`'s output (the flip is its own inverse)."""
+    return _flip_negative(bits).int().view(torch.float32)
+
+
+def _flip_negative(bits: Tensor) -> Tensor:
     return torch.where(bits < 0, bits ^ 0x7FFFFFFF, bits)
 
 

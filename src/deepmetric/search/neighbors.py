@@ -23,6 +23,7 @@ from .blocks import (
     entries_at_least,
     exact_scores,
     monotone_bits,
+    monotone_floats,
     ranking_factors,
     rounding,
 )
@@ -100,10 +101,9 @@ class _TopK:
     def __init__(self, n: int, k: int, dtype: torch.dtype, device: torch.device) -> None:
         self.k = k
         self.keyed = dtype == torch.float32
-        scores = torch.full((n, k), -torch.inf, dtype=dtype, device=device)
-        indices = torch.full((n, k), -1, dtype=torch.long, device=device)
-        self.kept = [torch.full_like(indices, _UNSET)] if self.keyed else [scores, indices]
-        self.fill: list[int | float] = [_UNSET] if self.keyed else [-torch.inf, -1]
+        fields = [(torch.long, _UNSET)] if self.keyed else [(dtype, -torch.inf), (torch.long, -1)]
+        self.kept = [torch.full((n, k), unset, dtype=kind, device=device) for kind, unset in fields]
+        self.fill: list[int | float] = [unset for _, unset in fields]
         self.tau = torch.full((n,), -torch.inf, dtype=dtype, device=device)
         self.pending: dict[int, list[list[Tensor]]] = {}
 
@@ -191,10 +191,8 @@ _UNSET = int(order_keys(torch.tensor([-torch.inf]), torch.tensor([-1]))[0])  # b
 
 
 def _key_scores(keys: Tensor) -> Tensor:
-    """The float32 scores of :func:`order_keys`'s keys (the map of monotone_bits is its own
-    inverse)."""
-    high = keys >> 32
-    return torch.where(high < 0, high ^ 0x7FFFFFFF, high).int().view(torch.float32)
+    """The float32 scores of :func:`order_keys`'s keys."""
+    return monotone_floats(keys >> 32)
 
 
 def _order(vals: Tensor, idx: Tensor, k: int) -> Tensor:
