@@ -29,6 +29,7 @@ from .blocks import (
 )
 
 ArrayLike = Tensor | np.ndarray
+_GROUP = 3  # column blocks held at once: a row's first bound is taken over this many
 
 
 @dataclass(frozen=True)
@@ -89,13 +90,14 @@ def check_groups(
 class _TopK:
     """Running top-k of ``(score, index)`` per row, larger score first, lower index on ties.
 
-    A block is never sorted: :func:`_candidates` keeps only the entries that reach a lower bound
-    of the row's final k-th best score. They wait, padded per row, in a buffer per block of rows
-    that is merged once it is about k wide (a merge selects k of k + candidates per row, so
-    merging rarely keeps the cost near that of the block products). float32 entries travel as
-    one int64 key each (:func:`order_keys`), so a merge is one unsorted ``topk`` of keys and the
-    rows are ordered once, at the end; other dtypes travel as (score, index) pairs, merged by a
-    stable sort. ``tau`` is each row's k-th best so far.
+    A block is never sorted: :meth:`offer` keeps only the entries that reach ``tau``, a lower
+    bound of the row's final k-th best score (found through chunk maxima). They wait, padded per
+    row, in a buffer per block of rows that is merged once it is about k wide (a merge selects k
+    of k + candidates per row, so merging rarely keeps the cost near that of the block
+    products). float32 entries travel as one int64 key each (:func:`order_keys`), so a merge is
+    one unsorted ``topk`` of keys and the rows are ordered once, at the end; other dtypes travel
+    as (score, index) pairs, merged by a stable sort. ``tau`` is each row's k-th best so far, or
+    the higher bound of :meth:`raise_bound`; it never falls.
     """
 
     def __init__(self, n: int, k: int, dtype: torch.dtype, device: torch.device) -> None:
@@ -107,18 +109,33 @@ class _TopK:
         self.tau = torch.full((n,), -torch.inf, dtype=dtype, device=device)
         self.pending: dict[int, list[list[Tensor]]] = {}
 
-    def offer(self, rows: slice, score: Tensor, offset: int, dim: int) -> None:
+    def offer(
+        self, rows: slice, score: Tensor, offset: int, dim: int, chunk_max: Tensor | None = None
+    ) -> None:
         """Offer the entries of ``score`` to the rows ``rows``, which lie along ``1 - dim``;
-        an entry's index is ``offset + its position along dim``."""
+        an entry's index is ``offset + its position along dim``. ``chunk_max``: the block's
+        :func:`chunk_maxima` along ``dim`` (in chunks of :func:`_chunk`), if already taken."""
         n_rows = score.shape[1 - dim]
         tau = self.tau[rows.start : rows.start + n_rows]
+        c = _chunk(score.shape[dim], self.k)
+        if chunk_max is None:
+            chunk_max = chunk_maxima(score, c, dim)
         bucket = self.pending.setdefault(rows.start, [])
-        for row, col, vals in _candidates(score, tau, self.k, dim):
+        for row, col, vals in entries_at_least(score, tau, dim, c, chunk_max):
             if len(row) > 0:
                 entries = [order_keys(vals, col + offset)] if self.keyed else [vals, col + offset]
                 bucket.append(_pad(row, entries, self.fill, n_rows))
         if sum(part[0].shape[1] for part in bucket) >= self.k:
             self._flush(rows.start)
+
+    def raise_bound(self, rows: slice, chunk_max: Tensor) -> None:
+        """Before the rows' first offer, raise their ``tau`` to the k-th largest of
+        ``chunk_max``, chunk maxima of their entries in any blocks: k distinct entries score
+        at least that, so the row's final k-th best does too. (Later, the k-th best so far
+        is nearly always higher, and a ``topk`` would cost more than it saves.)"""
+        tau = self.tau[rows.start : rows.start + chunk_max.shape[0]]
+        if chunk_max.shape[1] >= self.k and bool(torch.isinf(tau).any()):
+            torch.maximum(tau, chunk_max.topk(self.k, dim=1, sorted=False).values.amin(1), out=tau)
 
     def result(self) -> tuple[Tensor, Tensor]:
         """Merge everything still waiting: each row's k scores and indices, best first (unset
@@ -142,12 +159,15 @@ class _TopK:
         if self.keyed:  # the keys are distinct
             top = merged[0].topk(self.k, dim=1, sorted=False).values
             self.kept[0][rows] = top
-            self.tau[rows] = _key_scores(top.amin(1))
-            return
-        order = _order(merged[0], merged[1], self.k)
-        for kept, part in zip(self.kept, merged, strict=True):
-            kept[rows] = part.gather(1, order)
-        self.tau[rows] = self.kept[0][rows, -1]
+            kth = _key_scores(top.amin(1))
+        else:
+            order = _order(merged[0], merged[1], self.k)
+            for kept, part in zip(self.kept, merged, strict=True):
+                kept[rows] = part.gather(1, order)
+            kth = self.kept[0][rows, -1]
+        # a row with fewer than k entries kept has no k-th best yet: keep its bound
+        tau = self.tau[rows]
+        torch.maximum(tau, kth, out=tau)
 
 
 def _pad(row: Tensor, entries: list[Tensor], fill: list[int | float], n_rows: int) -> list[Tensor]:
@@ -163,21 +183,11 @@ def _pad(row: Tensor, entries: list[Tensor], fill: list[int | float], n_rows: in
     return padded
 
 
-def _candidates(
-    score: Tensor, tau: Tensor, k: int, dim: int
-) -> list[tuple[Tensor, Tensor, Tensor]]:
-    """Entries of ``score`` that may enter their row's top-k, as (row, position, score) lists,
-    each sorted by row.
-
-    Rows lie along ``1 - dim``. The columns are cut into chunks of ``c``: the k-th largest chunk
-    maximum is at most the row's k-th largest score, so with ``tau`` (the k-th best so far) it
-    bounds the new k-th best from below. Only the entries that reach the bound are kept.
-    """
-    c = max(1, min(32, score.shape[dim] // (2 * k)))
-    chunk_max = chunk_maxima(score, c, dim)
-    if chunk_max.shape[1] >= k and bool(torch.isinf(tau).any()):
-        tau = torch.maximum(tau, chunk_max.topk(k, dim=1, sorted=False).values.amin(1))
-    return entries_at_least(score, tau, dim, c, chunk_max)
+def _chunk(n_cols: int, k: int) -> int:
+    """The columns of a block are cut into chunks of this many, at most 32, so that a row has
+    some 2k chunks or more: the k-th largest chunk maximum is at most the row's k-th largest
+    score, and an entry can only reach a bound if its chunk's maximum does."""
+    return max(1, min(32, n_cols // (2 * k)))
 
 
 def order_keys(vals: Tensor, idx: Tensor) -> Tensor:
@@ -241,43 +251,44 @@ def exact_knn(
     )
     with torch.no_grad():
         left, right = ranking_factors(q, metric)
-        if r is None:
-            top = _self_search(left, right, k, groups, block_size)
-        else:
-            top = _TopK(q.shape[0], k, q.dtype, q.device)
-            rleft, rright = ranking_factors(r, metric)
-            out = torch.empty(0, dtype=q.dtype, device=q.device)
-            for i in range(0, q.shape[0], block_size):
-                rows = slice(i, i + block_size)
-                for j in range(0, rleft.shape[0], block_size):
-                    cols = slice(j, j + block_size)
-                    score = block_product(left[rows], rright[cols], out)
-                    _mask(score, rows, cols, groups, exclude)
-                    top.offer(rows, score, j, dim=1)
-        return _finish(top, metric, q, q if r is None else r)
+        is_self, ref = r is None, q if r is None else r
+        if not is_self:
+            right = ranking_factors(ref, metric)[1]
+        top = _TopK(q.shape[0], k, q.dtype, q.device)
+        outs = [torch.empty(0, dtype=q.dtype, device=q.device) for _ in range(_GROUP)]
+        # self: each block product (i, j), j >= i, ranks block j for the rows of i and block i
+        # for the rows of j. The last row block comes first: a row then meets most of its
+        # candidates in its own row of blocks, read along memory, and the strided column reads
+        # come when few entries pass.
+        starts = range(0, q.shape[0], block_size)
+        for i in reversed(starts) if is_self else starts:
+            rows = slice(i, i + block_size)
+            cols = range(i if is_self else 0, right.shape[0], block_size)
+            for g in range(0, len(cols), _GROUP):
+                found = []
+                for j, out in zip(cols[g : g + _GROUP], outs, strict=False):
+                    score = block_product(left[rows], right[j : j + block_size], out)
+                    if is_self and i == j:
+                        score.fill_diagonal_(-torch.inf)
+                    _mask(score, rows, slice(j, j + block_size), groups, exclude)
+                    found.append((j, score))
+                _offer_group(top, rows, found, i if is_self else None)
+        return _finish(top, metric, q, ref)
 
 
-def _self_search(
-    left: Tensor, right: Tensor, k: int, groups: tuple[Tensor, Tensor] | None, block_size: int
-) -> _TopK:
-    """Each block product (i, j), j >= i, ranks block j for the rows of i and block i for j."""
-    n = left.shape[0]
-    top = _TopK(n, k, left.dtype, left.device)
-    out = torch.empty(0, dtype=left.dtype, device=left.device)
-    # last row block first: a row then meets most of its candidates in its own (i, j >= i) row
-    # of blocks, read along memory, and the strided column reads come when few entries pass
-    for i in reversed(range(0, n, block_size)):
-        rows = slice(i, i + block_size)
-        for j in range(i, n, block_size):
-            cols = slice(j, j + block_size)
-            score = block_product(left[rows], right[cols], out)
-            if i == j:
-                score.fill_diagonal_(-torch.inf)
-            _mask(score, rows, cols, groups)
-            top.offer(rows, score, j, dim=1)
-            if j != i:
-                top.offer(cols, score, i, dim=0)
-    return top
+def _offer_group(
+    top: _TopK, rows: slice, found: list[tuple[int, Tensor]], self_offset: int | None
+) -> None:
+    """Offer a row block's products with several column blocks, ``(offset, score)``: the
+    rows' bound first rises to the k-th largest chunk maximum over all of them (a bound over
+    more columns at once, so fewer entries pass in the first blocks a row meets); with
+    ``self_offset``, each block's columns are offered its entries too (by symmetry)."""
+    maxima = [chunk_maxima(score, _chunk(score.shape[1], top.k), 1) for _, score in found]
+    top.raise_bound(rows, torch.cat(maxima, 1))
+    for (j, score), chunk_max in zip(found, maxima, strict=True):
+        top.offer(rows, score, j, dim=1, chunk_max=chunk_max)
+        if self_offset is not None and j != self_offset:
+            top.offer(slice(j, j + score.shape[1]), score, self_offset, dim=0)
 
 
 def _finish(top: _TopK, metric: Metric, q: Tensor, r: Tensor, block_size: int = 1024) -> Neighbors:
