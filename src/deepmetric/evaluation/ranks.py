@@ -53,7 +53,9 @@ def relevant_ranks(
     parts = []
     for i in range(0, len(q), block_size):
         rows = torch.arange(i, min(i + block_size, len(q)), device=q.device)
-        parts.append(_Queries(truth, rows, cols[rows], ok[rows], levels[rows], margin[rows]))
+        parts.append(
+            _Queries(truth, rows, labels[rows], cols[rows], ok[rows], levels[rows], margin[rows])
+        )
     out = torch.empty(0, dtype=left.dtype, device=left.device)
     for a, part in reversed(list(enumerate(parts))):  # as in the top-k search's self pass
         for b in range(a if is_self else 0, len(parts) if is_self else _blocks(r, block_size)):
@@ -64,9 +66,9 @@ def relevant_ranks(
             if groups is not None:
                 seen = groups[1][at : at + block_size]
                 score.masked_fill_(groups[0][part.rows, None] == seen[None, :], -torch.inf)
-            part.add(score, at, labels, reference_labels, dim=1)
+            part.add(score, at, reference_labels, dim=1)
             if is_self and a != b:
-                parts[b].add(score, int(part.rows[0]), labels, reference_labels, dim=0)
+                parts[b].add(score, int(part.rows[0]), reference_labels, dim=0)
     return torch.cat([part.ranks() for part in parts]) if parts else cols[:, :0]
 
 
@@ -84,12 +86,14 @@ class _Queries:
         self,
         truth: tuple[Tensor, Tensor, Metric],
         rows: Tensor,
+        labels: Tensor,
         cols: Tensor,
         ok: Tensor,
         levels: Tensor,
         margin: Tensor,
     ) -> None:
         self.truth, self.rows, self.cols, self.ok, self.margin = truth, rows, cols, ok, margin
+        self.labels = labels
         device = rows.device
         row = torch.arange(len(rows), device=device)[:, None].expand_as(ok)[ok]
         flat = levels[ok].float()
@@ -123,7 +127,7 @@ class _Queries:
         q, r, metric = self.truth
         return blocks.exact_scores(q, r, self.rows[row.flatten()], col.flatten(), metric)
 
-    def add(self, score: Tensor, offset: int, labels: Tensor, ref_labels: Tensor, dim: int) -> None:
+    def add(self, score: Tensor, offset: int, ref_labels: Tensor, dim: int) -> None:
         """Count the irrelevant entries of a block product whose rows (along ``1 - dim``) are
         these queries; an entry's reference index is ``offset`` + its position along ``dim``."""
         c = max(1, min(_CHUNK if dim == 1 else 8, score.shape[dim]))
@@ -132,12 +136,13 @@ class _Queries:
         )
         row, col, vals = (torch.cat(part) for part in zip(*found, strict=True))
         col = col + offset
-        other = ref_labels[col] != labels[self.rows[row]]  # relevant items are ordered apart
-        row, col, vals = row[other], col[other], vals[other]
+        other = (ref_labels[col] != self.labels[row]).nonzero().squeeze(1)
+        row, col, vals = row[other], col[other], vals[other]  # relevant items are ordered apart
         bins = torch.searchsorted(self.ordered, _keys(row, vals.float()))
         self.landed += torch.bincount(bins, minlength=len(self.landed))
-        above = self.levels[bins] - vals <= self.margin[row]  # NaN (a sentinel): False
-        below = vals - self.levels[(bins - 1).clamp_min(0)] <= self.margin[row]
+        width = self.margin[row]
+        above = self.levels[bins] - vals <= width  # NaN (a sentinel): False
+        below = vals - self.levels[(bins - 1).clamp_min(0)] <= width
         near = (above | (below & (bins > 0))).nonzero()[:, 0]
         for start in range(0, len(near), 1 << 16):
             part = near[start : start + (1 << 16)]
