@@ -31,7 +31,7 @@ def deepmetric(*args: str, processes: int = 1, out: Path) -> subprocess.Complete
 
 def test_two_processes_train_like_one_with_the_global_batch(tmp_path: Path) -> None:
     two = deepmetric("train", DIGITS, processes=2, out=tmp_path / "two")
-    assert two.returncode == 0, [line for line in two.stderr.splitlines() if "rror" in line][:20]
+    assert two.returncode == 0, two.stderr[-3000:]
     one = deepmetric("train", DIGITS, out=tmp_path / "one")
     assert one.returncode == 0, one.stderr[-3000:]
     weights = [load_file(tmp_path / run / "model" / "model.safetensors") for run in ("one", "two")]
