@@ -29,7 +29,7 @@ from .blocks import (
 )
 
 ArrayLike = Tensor | np.ndarray
-_GROUP = 3  # column blocks held at once: a row's first bound is taken over this many
+_GROUP = 2  # column blocks held at once: a row's first bound is taken over this many
 
 
 @dataclass(frozen=True)
